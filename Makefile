@@ -1,0 +1,80 @@
+# smtp-tls-proxy - build, test and demo.
+#
+#   make            build proxy/smtp-tls-proxy
+#   make deps       install the Debian packages building and testing need
+#   make test       unit tests, sanitizer build, integration tests
+#   make demo       run the proxy on loopback with a demo backend
+#   make bazel      the same binary, built by Bazel
+
+BORINGSSL_DIR ?=
+ifeq ($(BORINGSSL_DIR),)
+  SSL_INC := /usr/include/android
+  SSL_LIB := /usr/lib/x86_64-linux-gnu/android
+else
+  SSL_INC := $(BORINGSSL_DIR)/include
+  SSL_LIB := $(firstword $(wildcard $(BORINGSSL_DIR)/build/ssl $(BORINGSSL_DIR)/build) $(BORINGSSL_DIR)/lib)
+endif
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+CFLAGS  ?= -O2 -g
+WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
+CPPFLAGS_ALL := -D_GNU_SOURCE -isystem $(SSL_INC) $(CPPFLAGS)
+LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lpthread
+
+SRC := $(filter-out proxy/default_config.c,$(wildcard proxy/*.c)) proxy/default_config.c
+HDR := $(wildcard proxy/*.h)
+BIN := proxy/smtp-tls-proxy
+# Pure modules, unit-tested without sockets.
+PURE := proxy/buffer.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
+        proxy/data_scan.c proxy/headers.c proxy/config.c proxy/default_config.c
+UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
+
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all deps test unit unit-asan integration demo bazel clean check-config
+
+all: $(BIN)
+
+$(BIN): $(SRC) $(HDR)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -o $@ $(SRC) $(LDFLAGS) $(LDLIBS_ALL)
+
+proxy/default_config.c: configs/loopback.conf proxy/gen-default-config.sh
+	sh proxy/gen-default-config.sh configs/loopback.conf > $@.tmp && mv $@.tmp $@
+
+proxy/tests/unit-tests: $(UNIT_SRC) $(PURE) $(HDR) proxy/tests/unit.h
+	$(CC) $(WARN) -O1 -g $(CPPFLAGS_ALL) -Iproxy -o $@ $(UNIT_SRC) $(PURE) $(LDFLAGS) $(LDLIBS_ALL)
+
+proxy/tests/unit-tests-asan: $(UNIT_SRC) $(PURE) $(HDR) proxy/tests/unit.h
+	$(CC) $(WARN) $(SAN_FLAGS) $(CPPFLAGS_ALL) -Iproxy -o $@ $(UNIT_SRC) $(PURE) $(LDFLAGS) $(LDLIBS_ALL)
+
+proxy/smtp-tls-proxy-asan: $(SRC) $(HDR)
+	$(CC) $(WARN) $(SAN_FLAGS) $(CPPFLAGS_ALL) -o $@ $(SRC) $(LDFLAGS) $(LDLIBS_ALL)
+
+unit: proxy/tests/unit-tests proxy/tests/unit-tests-asan
+	proxy/tests/unit-tests
+	proxy/tests/unit-tests-asan
+
+# Integration tests run against the sanitizer build: a memory error in
+# any session fails the run.
+integration: $(BIN) proxy/smtp-tls-proxy-asan
+	cd integration-tests && PROXY_BIN=$(CURDIR)/proxy/smtp-tls-proxy-asan $(PYTHON) run.py
+
+test: check-config unit integration
+
+check-config: $(BIN)
+	$(BIN) -t -c configs/loopback.conf
+	$(BIN) -t
+
+deps:
+	sh .ci/install-deps
+
+demo: $(BIN)
+	sh integration-tests/demo.sh
+
+bazel:
+	bazel build //:smtp-tls-proxy
+
+clean:
+	rm -f $(BIN) proxy/smtp-tls-proxy-asan proxy/default_config.c proxy/tests/unit-tests \
+	      proxy/tests/unit-tests-asan

@@ -1,0 +1,643 @@
+/*
+ * config.c - parsing and checking the INI configuration file.
+ *
+ * Each section has a table of keys: name, how to parse the value, where
+ * it goes. Unknown sections and keys are errors, not warnings: a typo in
+ * a mail relay's config must not silently fall back to a default.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "log.h"
+#include "smtp_cmd.h"
+
+enum section_type {
+    SECTION_NONE = 0,
+    SECTION_PROXY,
+    SECTION_BACKEND,
+    SECTION_LISTENER,
+};
+
+/* One parser state: where we are, what to say on error. */
+struct parse {
+    const char *path;
+    int line;
+    char *err;
+    size_t errlen;
+    struct config *cfg;
+    enum section_type section;
+    struct listener_config *listener;
+    int seen_backend;
+};
+
+static int fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse *p, const char *fmt, ...) {
+    int n = snprintf(p->err, p->errlen, "%s:%d: ", p->path, p->line);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < p->errlen) {
+        vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+    }
+    va_end(ap);
+    return 0;
+}
+
+const char *listener_kind_name(enum listener_kind kind) {
+    static const char *const names[] = {"smtp", "submission", "submissions"};
+    return names[kind];
+}
+
+const char *tls_mode_name(enum tls_mode mode) {
+    static const char *const names[] = {"none", "starttls", "implicit"};
+    return names[mode];
+}
+
+/* ---- value parsers: each returns 1, or 0 after fail() ---- */
+
+static int parse_bool(struct parse *p, const char *v, int *out) {
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 1;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 1;
+        }
+    }
+    return fail(p, "expected yes or no, got \"%s\"", v);
+}
+
+static int parse_uint(struct parse *p, const char *v, unsigned long max,
+                      unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 || n > max) {
+        return fail(p, "expected a whole number from 0 to %lu, got \"%s\"", max, v);
+    }
+    *out = n;
+    return 1;
+}
+
+/* parse_duration takes "30", "30s", "5m", "1h" or "250ms". */
+static int parse_duration(struct parse *p, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    double unit = 1;
+    if (strcmp(end, "ms") == 0) {
+        unit = 0.001;
+    } else if (strcmp(end, "m") == 0) {
+        unit = 60;
+    } else if (strcmp(end, "h") == 0) {
+        unit = 3600;
+    } else if (*end != '\0' && strcmp(end, "s") != 0) {
+        end = NULL;
+    }
+    if (end == NULL || end == v || errno != 0 || !(n > 0) || n * unit > 86400) {
+        return fail(p, "expected a duration such as 30s, 5m or 1h (at most 24h), got \"%s\"", v);
+    }
+    *out = n * unit;
+    return 1;
+}
+
+static int parse_string(struct parse *p, const char *v, char **out) {
+    char *s = strdup(v);
+    if (s == NULL) {
+        return fail(p, "out of memory");
+    }
+    free(*out);
+    *out = s;
+    return 1;
+}
+
+/* A header field name is printable ASCII without ':' (RFC 5322 3.6.8). */
+static int parse_header_name(struct parse *p, const char *v, char **out) {
+    size_t n = strlen(v);
+    if (n == 0 || n > 64) {
+        return fail(p, "header name must be 1 to 64 characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!(isalnum(c) || c == '-')) {
+            return fail(p, "header name \"%s\" may hold only letters, digits and '-'", v);
+        }
+    }
+    if (strcasecmp(v, "Received") == 0) {
+        return fail(p, "the status header cannot be named Received");
+    }
+    return parse_string(p, v, out);
+}
+
+/* A hostname for the Received "by" clause: letters, digits, '-', '.'. */
+static int parse_hostname(struct parse *p, const char *v, char **out) {
+    size_t n = strlen(v);
+    if (n == 0 || n > 253) {
+        return fail(p, "hostname must be 1 to 253 characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!(isalnum(c) || c == '-' || c == '.')) {
+            return fail(p, "hostname \"%s\" is not a domain name", v);
+        }
+    }
+    return parse_string(p, v, out);
+}
+
+static int parse_address(struct parse *p, const char *v, struct net_addr *addr,
+                         char **text) {
+    char why[200];
+    if (!net_addr_parse(v, addr, why, sizeof(why))) {
+        return fail(p, "%s", why);
+    }
+    return parse_string(p, v, text);
+}
+
+static int parse_kind(struct parse *p, const char *v, enum listener_kind *out) {
+    for (int k = KIND_SMTP; k <= KIND_SUBMISSIONS; k++) {
+        if (strcasecmp(v, listener_kind_name((enum listener_kind)k)) == 0) {
+            *out = (enum listener_kind)k;
+            return 1;
+        }
+    }
+    return fail(p, "kind must be smtp, submission or submissions, got \"%s\"", v);
+}
+
+static int parse_tls_mode(struct parse *p, const char *v, enum tls_mode *out) {
+    for (int m = TLS_MODE_NONE; m <= TLS_MODE_IMPLICIT; m++) {
+        if (strcasecmp(v, tls_mode_name((enum tls_mode)m)) == 0) {
+            *out = (enum tls_mode)m;
+            return 1;
+        }
+    }
+    return fail(p, "tls must be none, starttls or implicit, got \"%s\"", v);
+}
+
+static int parse_log_level(struct parse *p, const char *v, int *out) {
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+    }
+    return fail(p, "log_level must be error, warning, info or debug, got \"%s\"", v);
+}
+
+static int parse_limit(struct parse *p, const char *k, const char *v, unsigned *out) {
+    unsigned long n;
+    if (!parse_uint(p, v, 1000000, &n)) {
+        return 0;
+    }
+    if (n == 0) {
+        return fail(p, "%s must be at least 1", k);
+    }
+    *out = (unsigned)n;
+    return 1;
+}
+
+/* ---- sections ---- */
+
+/* Listener keys arrive before the section is complete, so "unset" is
+ * tracked with -1 until config_finish fills in defaults by kind. */
+#define UNSET (-1)
+
+static int set_proxy_key(struct parse *p, const char *k, const char *v) {
+    struct config *c = p->cfg;
+    unsigned long n;
+    if (strcmp(k, "hostname") == 0) {
+        return parse_hostname(p, v, &c->hostname);
+    } else if (strcmp(k, "status_header") == 0) {
+        return parse_header_name(p, v, &c->status_header);
+    } else if (strcmp(k, "workers") == 0) {
+        if (!parse_uint(p, v, 256, &n)) {
+            return 0;
+        }
+        c->workers = (int)n;
+        return 1;
+    } else if (strcmp(k, "log_level") == 0) {
+        return parse_log_level(p, v, &c->log_level);
+    } else if (strcmp(k, "command_line_max") == 0) {
+        if (!parse_uint(p, v, 65536, &n)) {
+            return 0;
+        }
+        if (n < 512) {
+            return fail(p, "command_line_max must be at least 512 (RFC 5321 4.5.3.1.4)");
+        }
+        c->command_line_max = n;
+        return 1;
+    } else if (strcmp(k, "max_connections") == 0) {
+        return parse_limit(p, k, v, &c->max_connections);
+    }
+    static const struct {
+        const char *name;
+        size_t offset;
+    } durations[] = {
+        {"connect_timeout", offsetof(struct config, connect_timeout)},
+        {"greeting_timeout", offsetof(struct config, greeting_timeout)},
+        {"command_timeout", offsetof(struct config, command_timeout)},
+        {"reply_timeout", offsetof(struct config, reply_timeout)},
+        {"data_timeout", offsetof(struct config, data_timeout)},
+        {"data_end_timeout", offsetof(struct config, data_end_timeout)},
+        {"shutdown_grace", offsetof(struct config, shutdown_grace)},
+    };
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        if (strcmp(k, durations[i].name) == 0) {
+            return parse_duration(p, v, (double *)((char *)c + durations[i].offset));
+        }
+    }
+    return fail(p, "unknown key \"%s\" in [proxy]", k);
+}
+
+static int set_backend_key(struct parse *p, const char *k, const char *v) {
+    struct backend_config *b = &p->cfg->backend;
+    if (strcmp(k, "address") == 0) {
+        return parse_address(p, v, &b->addr, &b->address);
+    }
+    return fail(p, "unknown key \"%s\" in [backend]", k);
+}
+
+static int set_listener_key(struct parse *p, const char *k, const char *v) {
+    struct listener_config *l = p->listener;
+    if (strcmp(k, "address") == 0) {
+        return parse_address(p, v, &l->addr, &l->address);
+    } else if (strcmp(k, "kind") == 0) {
+        return parse_kind(p, v, &l->kind);
+    } else if (strcmp(k, "tls") == 0) {
+        return parse_tls_mode(p, v, &l->tls);
+    } else if (strcmp(k, "require_tls") == 0) {
+        return parse_bool(p, v, &l->require_tls);
+    }
+    return fail(p, "unknown key \"%s\" in [listener %s]", k, l->name);
+}
+
+static int valid_name(const char *s) {
+    if (*s == '\0' || strlen(s) > 32) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int open_listener(struct parse *p, const char *name) {
+    struct config *c = p->cfg;
+    if (!valid_name(name)) {
+        return fail(p, "listener name \"%s\" must be 1 to 32 letters, digits, '-' or '_'", name);
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (strcmp(c->listeners[i].name, name) == 0) {
+            return fail(p, "listener \"%s\" is defined twice (first at line %d)", name,
+                        c->listeners[i].line);
+        }
+    }
+    struct listener_config *ls = realloc(c->listeners, (c->nlisteners + 1) * sizeof(*ls));
+    if (ls == NULL) {
+        return fail(p, "out of memory");
+    }
+    c->listeners = ls;
+    struct listener_config *l = &ls[c->nlisteners++];
+    memset(l, 0, sizeof(*l));
+    l->name = strdup(name);
+    l->kind = (enum listener_kind)UNSET;
+    l->tls = (enum tls_mode)UNSET;
+    l->require_tls = UNSET;
+    l->line = p->line;
+    p->listener = l;
+    return l->name != NULL ? 1 : fail(p, "out of memory");
+}
+
+static int open_section(struct parse *p, char *name) {
+    p->listener = NULL;
+    if (strcmp(name, "proxy") == 0) {
+        p->section = SECTION_PROXY;
+        return 1;
+    }
+    if (strcmp(name, "backend") == 0) {
+        if (p->seen_backend) {
+            return fail(p, "[backend] is defined twice");
+        }
+        p->seen_backend = 1;
+        p->section = SECTION_BACKEND;
+        return 1;
+    }
+    if (strncmp(name, "listener", 8) == 0 && (name[8] == ' ' || name[8] == '\t')) {
+        char *n = name + 9;
+        while (*n == ' ' || *n == '\t') {
+            n++;
+        }
+        p->section = SECTION_LISTENER;
+        return open_listener(p, n);
+    }
+    return fail(p, "unknown section [%s] (expected [proxy], [backend] or [listener NAME])", name);
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+/* parse_line handles one line of the file (modified in place). */
+static int parse_line(struct parse *p, char *line) {
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#' || *s == ';') {
+        return 1;
+    }
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (close == NULL || *trim(close + 1) != '\0') {
+            return fail(p, "a section header looks like [name]");
+        }
+        *close = '\0';
+        return open_section(p, trim(s + 1));
+    }
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+        return fail(p, "expected \"key = value\"");
+    }
+    *eq = '\0';
+    char *key = trim(s);
+    char *value = trim(eq + 1);
+    if (*value == '\0') {
+        return fail(p, "\"%s\" has no value", key);
+    }
+    switch (p->section) {
+    case SECTION_PROXY:
+        return set_proxy_key(p, key, value);
+    case SECTION_BACKEND:
+        return set_backend_key(p, key, value);
+    case SECTION_LISTENER:
+        return set_listener_key(p, key, value);
+    case SECTION_NONE:
+        break;
+    }
+    return fail(p, "\"%s\" is outside any section", key);
+}
+
+/* finish_listener fills in defaults by kind and checks the combination. */
+static int finish_listener(struct parse *p, struct listener_config *l) {
+    p->line = l->line;
+    if (l->address == NULL) {
+        return fail(p, "[listener %s] needs an address", l->name);
+    }
+    if (l->addr.ss.ss_family == AF_UNIX) {
+        return fail(p, "[listener %s]: listeners take host:port, not a unix path", l->name);
+    }
+    if ((int)l->kind == UNSET) {
+        return fail(p, "[listener %s] needs a kind (smtp, submission or submissions)", l->name);
+    }
+    if ((int)l->tls == UNSET) {
+        l->tls = l->kind == KIND_SUBMISSIONS ? TLS_MODE_IMPLICIT : TLS_MODE_NONE;
+    }
+    if (l->kind == KIND_SUBMISSIONS && l->tls != TLS_MODE_IMPLICIT) {
+        return fail(p, "[listener %s]: kind submissions means tls = implicit (RFC 8314)", l->name);
+    }
+    if (l->tls != TLS_MODE_NONE) {
+        return fail(p, "[listener %s]: tls = %s needs TLS support, which this build "
+                       "does not have yet", l->name, tls_mode_name(l->tls));
+    }
+    if (l->require_tls == UNSET) {
+        l->require_tls = 0;
+    }
+    if (l->require_tls && l->tls == TLS_MODE_NONE) {
+        return fail(p, "[listener %s]: require_tls needs tls = starttls or implicit", l->name);
+    }
+    return 1;
+}
+
+static int finish(struct parse *p) {
+    struct config *c = p->cfg;
+    if (!p->seen_backend || c->backend.address == NULL) {
+        return fail(p, "a [backend] section with an address is required");
+    }
+    if (c->nlisteners == 0) {
+        return fail(p, "at least one [listener NAME] section is required");
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (!finish_listener(p, &c->listeners[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void set_defaults(struct config *c) {
+    c->hostname = strdup("localhost");
+    c->status_header = strdup("X-TLS-Status");
+    c->workers = 0;
+    c->log_level = LOG_LEVEL_INFO;
+    c->command_line_max = SMTP_CMD_LINE_MAX_DEFAULT;
+    c->max_connections = 10000;
+    c->connect_timeout = 30;
+    c->greeting_timeout = 300;
+    c->command_timeout = 300;
+    c->reply_timeout = 300;
+    c->data_timeout = 180;
+    c->data_end_timeout = 600;
+    c->shutdown_grace = 30;
+}
+
+struct config *config_parse(const char *path, const char *text, char *err, size_t errlen) {
+    struct config *c = calloc(1, sizeof(*c));
+    char *copy = strdup(text);
+    if (c == NULL || copy == NULL) {
+        free(c);
+        free(copy);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    set_defaults(c);
+    c->path = strdup(path);
+    struct parse p = {.path = path, .err = err, .errlen = errlen, .cfg = c};
+    int ok = c->hostname != NULL && c->status_header != NULL && c->path != NULL;
+    char *s = copy;
+    /* strtok_r would skip empty lines and so miscount; walk by hand. */
+    while (ok && s != NULL) {
+        char *nl = strchr(s, '\n');
+        if (nl != NULL) {
+            *nl = '\0';
+        }
+        p.line++;
+        ok = parse_line(&p, s);
+        s = nl ? nl + 1 : NULL;
+    }
+    free(copy);
+    if (ok) {
+        ok = finish(&p);
+    }
+    if (!ok) {
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, len = 0;
+    char *text = malloc(cap);
+    while (text != NULL) {
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0 || len > (1u << 20)) {
+            break;
+        }
+        if (cap - len - 1 == 0) {
+            char *t = realloc(text, cap * 2);
+            if (t == NULL) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = t;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f) || text == NULL || len > (1u << 20);
+    fclose(f);
+    if (bad) {
+        free(text);
+        snprintf(err, errlen, "%s: cannot read (or larger than 1 MiB)", path);
+        return NULL;
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len) != NULL) {
+        free(text);
+        snprintf(err, errlen, "%s: holds a NUL byte; not a configuration file", path);
+        return NULL;
+    }
+    struct config *c = config_parse(path, text, err, errlen);
+    free(text);
+    return c;
+}
+
+void config_free(struct config *c) {
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        free(c->listeners[i].name);
+        free(c->listeners[i].address);
+    }
+    free(c->listeners);
+    free(c->backend.address);
+    free(c->hostname);
+    free(c->status_header);
+    free(c->path);
+    free(c);
+}
+
+int net_addr_parse(const char *text, struct net_addr *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    if (text[0] == '/') {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
+        if (strlen(text) >= sizeof(sun->sun_path)) {
+            snprintf(err, errlen, "unix socket path is too long");
+            return 0;
+        }
+        sun->sun_family = AF_UNIX;
+        strcpy(sun->sun_path, text);
+        out->len = sizeof(*sun);
+        return 1;
+    }
+    char host[64];
+    const char *colon;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':' || (size_t)(close - text - 1) >= sizeof(host)) {
+            snprintf(err, errlen, "\"%s\": expected [IPv6]:port", text);
+            return 0;
+        }
+        memcpy(host, text + 1, (size_t)(close - text - 1));
+        host[close - text - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL || (size_t)(colon - text) >= sizeof(host)) {
+            snprintf(err, errlen, "\"%s\": expected host:port, [IPv6]:port or /unix/path", text);
+            return 0;
+        }
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+    }
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (!isdigit((unsigned char)colon[1]) || *end != '\0' || errno || port == 0 || port > 65535) {
+        snprintf(err, errlen, "\"%s\": port must be 1 to 65535", text);
+        return 0;
+    }
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out->len = sizeof(*sin);
+        return 1;
+    }
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out->len = sizeof(*sin6);
+        return 1;
+    }
+    snprintf(err, errlen, "\"%s\": host must be a numeric IPv4 or IPv6 address", text);
+    return 0;
+}
+
+void net_addr_format(const struct net_addr *a, char *out, size_t outlen, unsigned *out_port) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+    unsigned port = 0;
+    switch (a->ss.ss_family) {
+    case AF_INET:
+        inet_ntop(AF_INET, &sin->sin_addr, out, (socklen_t)outlen);
+        port = ntohs(sin->sin_port);
+        break;
+    case AF_INET6:
+        /* An IPv4 client on a dual-stack socket is shown as IPv4. */
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], out, (socklen_t)outlen);
+        } else {
+            inet_ntop(AF_INET6, &sin6->sin6_addr, out, (socklen_t)outlen);
+        }
+        port = ntohs(sin6->sin6_port);
+        break;
+    case AF_UNIX:
+        snprintf(out, outlen, "%s", ((const struct sockaddr_un *)&a->ss)->sun_path);
+        break;
+    default:
+        snprintf(out, outlen, "unknown");
+    }
+    if (out_port != NULL) {
+        *out_port = port;
+    }
+}

@@ -1,0 +1,103 @@
+/*
+ * config.h - the configuration file: INI sections of "key = value".
+ *
+ *   [proxy]             hostname, status_header, workers, log_level,
+ *                       limits and timeouts
+ *   [backend]           address (host:port, [v6]:port or a unix path)
+ *   [listener NAME]     address, kind, tls, require_tls (one per listener)
+ *
+ * Parsing is separate from everything that acts on the result, so `-t`
+ * and reload check a file without touching the running proxy. Every
+ * error names the file, the line and the reason.
+ */
+#ifndef SMTP_TLS_PROXY_CONFIG_H
+#define SMTP_TLS_PROXY_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+enum listener_kind {
+    KIND_SMTP = 0,        /* port 25: relay, STARTTLS offered, never required */
+    KIND_SUBMISSION = 1,  /* port 587: STARTTLS, TLS required */
+    KIND_SUBMISSIONS = 2, /* port 465: TLS from the first byte */
+};
+
+enum tls_mode {
+    TLS_MODE_NONE = 0,
+    TLS_MODE_STARTTLS = 1,
+    TLS_MODE_IMPLICIT = 2,
+};
+
+struct net_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+struct listener_config {
+    char *name;
+    char *address; /* as written, for logs */
+    struct net_addr addr;
+    enum listener_kind kind;
+    enum tls_mode tls;
+    int require_tls;
+    int line; /* where the section starts, for messages */
+};
+
+struct backend_config {
+    char *address;
+    struct net_addr addr;
+};
+
+struct config {
+    char *path;
+    char *hostname;
+    char *status_header;
+    int workers;    /* 0: one per core */
+    int log_level;  /* enum log_level */
+
+    size_t command_line_max;
+    unsigned max_connections; /* concurrent sessions, all listeners */
+
+    /* seconds */
+    double connect_timeout;
+    double greeting_timeout;   /* backend greeting, RFC 5321 4.5.3.2.1 */
+    double command_timeout;    /* idle client between commands */
+    double reply_timeout;      /* backend reply to a command */
+    double data_timeout;       /* between data blocks, 4.5.3.2.5 */
+    double data_end_timeout;   /* reply to the final dot, 4.5.3.2.6 */
+    double shutdown_grace;     /* sessions may finish after SIGTERM */
+
+    struct listener_config *listeners;
+    size_t nlisteners;
+    struct backend_config backend;
+};
+
+/* config_parse reads configuration text |text| named |path| (for
+ * messages) into a new config. Returns it, or NULL with |err| (size
+ * |errlen|) holding "path:line: reason". */
+struct config *config_parse(const char *path, const char *text, char *err, size_t errlen);
+
+/* config_load reads the file at |path| and parses it. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* config_free releases |cfg|; NULL is fine. */
+void config_free(struct config *cfg);
+
+/* net_addr_parse parses "host:port", "[v6]:port" (numeric hosts only: the
+ * proxy must not depend on DNS to start) or an absolute unix socket path
+ * into |out|. Returns 1, or 0 with |err| set. */
+int net_addr_parse(const char *text, struct net_addr *out, char *err, size_t errlen);
+
+/* net_addr_format writes |a| as text ("1.2.3.4", "::1", a unix path)
+ * into |out| and, when |out_port| is not NULL, its port. */
+void net_addr_format(const struct net_addr *a, char *out, size_t outlen,
+                     unsigned *out_port);
+
+const char *listener_kind_name(enum listener_kind kind);
+const char *tls_mode_name(enum tls_mode mode);
+
+/* The embedded default configuration (configs/loopback.conf, compiled
+ * in by the build). */
+extern const char default_config_text[];
+
+#endif

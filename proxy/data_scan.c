@@ -1,0 +1,236 @@
+/*
+ * data_scan.c - the DATA stream scanner (see data_scan.h for the rules).
+ *
+ * Two layers: framing turns wire bytes into line events (line begins,
+ * unstuffed content bytes, line ends), deciding what is a line ending and
+ * what is the end of data; the header filter sees those events and
+ * decides what reaches the backend.
+ */
+#include "data_scan.h"
+
+#include <string.h>
+#include <strings.h>
+
+enum frame_state {
+    FRAME_BOL = 0,    /* at the beginning of a line */
+    FRAME_DOT = 1,    /* "." at the beginning of a line */
+    FRAME_DOT_CR = 2, /* ".\r" at the beginning of a line */
+    FRAME_MID = 3,    /* inside a line */
+    FRAME_CR = 4,     /* "\r" seen inside or at the start of a line */
+};
+
+enum header_decision {
+    HDR_UNDECIDED = 0, /* collecting the field name */
+    HDR_PASS = 1,
+    HDR_DROP = 2,
+    HDR_BODY = 3, /* past the header block */
+};
+
+void data_scan_init(struct data_scan *s, const char *drop_name) {
+    memset(s, 0, sizeof(*s));
+    s->drop_name = drop_name;
+    s->drop_name_len = strlen(drop_name);
+    s->frame = FRAME_BOL;
+    s->prev_crlf = 1; /* the DATA command's own CRLF */
+    s->in_headers = 1;
+    s->first_line = 1;
+}
+
+static void out_put(struct data_scan *s, struct buffer *out, const char *p, size_t n) {
+    if (!buffer_append(out, p, n)) {
+        s->nomem = 1;
+    }
+}
+
+/* out_content writes content bytes of a passing line, preceded by the
+ * line's stuffing dot the first time. */
+static void out_content(struct data_scan *s, struct buffer *out, const char *p,
+                        size_t n) {
+    if (s->stuffed && !s->dot_written) {
+        out_put(s, out, ".", 1);
+        s->dot_written = 1;
+    }
+    out_put(s, out, p, n);
+}
+
+static int is_wsp(char c) {
+    return c == ' ' || c == '\t';
+}
+
+/* decide_held classifies the held start of a header line, which ends in
+ * ':' or has run out of room, and writes it when it passes. */
+static void decide_held(struct data_scan *s, struct buffer *out, int has_colon) {
+    size_t len = s->nheld;
+    if (has_colon) {
+        len--;
+        while (len > 0 && is_wsp(s->held[len - 1])) {
+            len--;
+        }
+    }
+    if (has_colon && len == s->drop_name_len &&
+        strncasecmp(s->held, s->drop_name, len) == 0) {
+        s->hdr = HDR_DROP;
+        s->dropping = 1;
+        s->dropped_fields++;
+    } else {
+        s->hdr = HDR_PASS;
+        s->dropping = 0;
+        out_content(s, out, s->held, s->nheld);
+    }
+    s->nheld = 0;
+}
+
+static void line_begin(struct data_scan *s, int stuffed) {
+    s->stuffed = stuffed ? 1 : 0;
+    s->dot_written = 0;
+    s->nheld = 0;
+    s->hdr = s->in_headers ? HDR_UNDECIDED : HDR_BODY;
+}
+
+/* content_byte handles one unstuffed content byte of the current line. */
+static void content_byte(struct data_scan *s, struct buffer *out, char c) {
+    if (s->hdr == HDR_PASS || s->hdr == HDR_BODY) {
+        out_content(s, out, &c, 1);
+        return;
+    }
+    if (s->hdr == HDR_DROP) {
+        return;
+    }
+    if (s->nheld == 0 && is_wsp(c)) {
+        if (s->first_line) {
+            /* Would fold into the injected header: end the block here. */
+            out_put(s, out, "\r\n", 2);
+            s->in_headers = 0;
+            s->hdr = HDR_BODY;
+        } else {
+            s->hdr = s->dropping ? HDR_DROP : HDR_PASS;
+        }
+        content_byte(s, out, c);
+        return;
+    }
+    s->held[s->nheld++] = c;
+    if (c == ':') {
+        decide_held(s, out, 1);
+    } else if (s->nheld == sizeof(s->held) || (!is_wsp(c) && (c < 33 || c > 126))) {
+        decide_held(s, out, 0);
+    }
+}
+
+/* line_end finishes the current line; |good| says it ended in CRLF. */
+static void line_end(struct data_scan *s, struct buffer *out, int good) {
+    if (s->hdr == HDR_UNDECIDED) {
+        if (s->nheld == 0 && !s->stuffed) {
+            s->in_headers = 0; /* the empty line closing the header block */
+        } else {
+            decide_held(s, out, 0);
+        }
+    }
+    if (s->hdr != HDR_DROP) {
+        if (s->stuffed && !s->dot_written) {
+            out_put(s, out, ".", 1);
+        }
+        out_put(s, out, "\r\n", 2);
+    }
+    if (!good) {
+        s->bare_endings++;
+    }
+    s->prev_crlf = good ? 1 : 0;
+    s->first_line = 0;
+    s->frame = FRAME_BOL;
+}
+
+/* lone_dot handles a line that held only "." but is not the end of data:
+ * it is written as "..", a line of one dot. */
+static void lone_dot(struct data_scan *s, struct buffer *out, int good) {
+    line_begin(s, 1);
+    content_byte(s, out, '.');
+    line_end(s, out, good);
+}
+
+/* feed_mid_run writes a run of ordinary bytes of a passing or body line
+ * at once; returns how many bytes it took. */
+static size_t feed_mid_run(struct data_scan *s, const char *in, size_t n,
+                           struct buffer *out) {
+    size_t k = 0;
+    while (k < n && in[k] != '\r' && in[k] != '\n') {
+        k++;
+    }
+    out_content(s, out, in, k);
+    return k;
+}
+
+enum data_result data_scan_feed(struct data_scan *s, const char *in, size_t n,
+                                struct buffer *out, size_t *out_consumed) {
+    size_t i = 0;
+    while (i < n && !s->nomem) {
+        char c = in[i];
+        switch ((enum frame_state)s->frame) {
+        case FRAME_BOL:
+            i++;
+            if (c == '.') {
+                s->frame = FRAME_DOT;
+            } else {
+                line_begin(s, 0);
+                if (c == '\r') {
+                    s->frame = FRAME_CR;
+                } else if (c == '\n') {
+                    line_end(s, out, 0);
+                } else {
+                    content_byte(s, out, c);
+                    s->frame = FRAME_MID;
+                }
+            }
+            break;
+        case FRAME_DOT:
+            i++;
+            if (c == '\r') {
+                s->frame = FRAME_DOT_CR;
+            } else if (c == '\n') {
+                lone_dot(s, out, 0);
+            } else {
+                line_begin(s, 1);
+                content_byte(s, out, c);
+                s->frame = FRAME_MID;
+            }
+            break;
+        case FRAME_DOT_CR:
+            if (c == '\n') {
+                i++;
+                if (s->prev_crlf) {
+                    out_put(s, out, ".\r\n", 3);
+                    *out_consumed = i;
+                    return s->nomem ? DATA_NOMEM : DATA_END;
+                }
+                lone_dot(s, out, 1);
+            } else {
+                lone_dot(s, out, 0); /* ".\r" then more: a bare CR; c is next */
+            }
+            break;
+        case FRAME_MID:
+            if (c == '\r' || c == '\n') {
+                i++;
+                if (c == '\r') {
+                    s->frame = FRAME_CR;
+                } else {
+                    line_end(s, out, 0);
+                }
+            } else if (s->hdr == HDR_PASS || s->hdr == HDR_BODY) {
+                i += feed_mid_run(s, in + i, n - i, out);
+            } else {
+                i++;
+                content_byte(s, out, c);
+            }
+            break;
+        case FRAME_CR:
+            if (c == '\n') {
+                i++;
+                line_end(s, out, 1);
+            } else {
+                line_end(s, out, 0); /* bare CR; c starts the next line */
+            }
+            break;
+        }
+    }
+    *out_consumed = i;
+    return s->nomem ? DATA_NOMEM : DATA_MORE;
+}

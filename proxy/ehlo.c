@@ -1,0 +1,113 @@
+/*
+ * ehlo.c - the EHLO capability filter.
+ */
+#include "ehlo.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* keyword_is compares the EHLO keyword at |kw| (|kwlen| bytes) with |name|,
+ * ignoring case (RFC 5321 2.4). */
+static int keyword_is(const char *kw, size_t kwlen, const char *name) {
+    return strlen(name) == kwlen && strncasecmp(kw, name, kwlen) == 0;
+}
+
+static int is_removed(const char *kw, size_t kwlen, const struct ehlo_policy *p) {
+    static const char *const always[] = {"STARTTLS", "CHUNKING", "BINARYMIME",
+                                         "XCLIENT", "XFORWARD"};
+    for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++) {
+        if (keyword_is(kw, kwlen, always[i])) {
+            return 1;
+        }
+    }
+    /* "AUTH=LOGIN PLAIN" is the pre-RFC 4954 spelling some clients need. */
+    if (p->hide_auth && (keyword_is(kw, kwlen, "AUTH") ||
+                         (kwlen > 5 && strncasecmp(kw, "AUTH=", 5) == 0))) {
+        return 1;
+    }
+    return 0;
+}
+
+/* emit_line appends "250-text" or "250 text" to |out|. */
+static int emit_line(struct buffer *out, const char *text, size_t len, int last) {
+    return buffer_append(out, last ? "250 " : "250-", 4) &&
+           buffer_append(out, text, len) && buffer_append(out, "\r\n", 2);
+}
+
+/* emit_size writes a lowered SIZE line; |arg| holds the backend's limit. */
+static int emit_size(struct buffer *out, const char *arg, size_t arglen,
+                     size_t reserve, int last) {
+    unsigned long long limit = 0;
+    size_t i = 0;
+    while (i < arglen && i < 19 && arg[i] >= '0' && arg[i] <= '9') {
+        limit = limit * 10 + (unsigned long long)(arg[i] - '0');
+        i++;
+    }
+    if (arglen == 0 || i != arglen || limit == 0) {
+        /* No limit, or one we do not understand: say what the backend said. */
+        char text[64];
+        int w = snprintf(text, sizeof(text), "SIZE%s%.*s", arglen ? " " : "",
+                         (int)(arglen < 40 ? arglen : 40), arg);
+        return emit_line(out, text, (size_t)w, last);
+    }
+    limit = limit > reserve + 1 ? limit - reserve : 1;
+    char text[40];
+    int w = snprintf(text, sizeof(text), "SIZE %llu", limit);
+    return emit_line(out, text, (size_t)w, last);
+}
+
+int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy,
+                 struct buffer *out) {
+    /* Lines are kept as (start, length) of their text after "250?"; at most
+     * as many as the reply parser allows. */
+    size_t starts[256 + 1];
+    size_t lens[256 + 1];
+    size_t nkept = 0;
+    size_t pos = 0;
+    size_t lineno = 0;
+    while (pos < len && nkept < 256) {
+        const char *nl = memchr(reply + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - reply) : len;
+        size_t tlen = end - pos;
+        if (tlen > 0 && reply[pos + tlen - 1] == '\r') {
+            tlen--;
+        }
+        size_t text = pos + (tlen > 3 ? 4 : tlen);
+        size_t textlen = pos + tlen - text;
+        pos = nl ? end + 1 : len;
+        size_t kwlen = 0;
+        while (kwlen < textlen && reply[text + kwlen] != ' ') {
+            kwlen++;
+        }
+        /* An empty keyword is no ehlo-line (RFC 5321 4.1.1.1); drop it. */
+        if (lineno++ > 0 && (kwlen == 0 || is_removed(reply + text, kwlen, policy))) {
+            continue;
+        }
+        starts[nkept] = text;
+        lens[nkept] = textlen;
+        nkept++;
+    }
+    for (size_t i = 0; i < nkept; i++) {
+        const char *text = reply + starts[i];
+        int last = (i + 1 == nkept) && !policy->offer_starttls;
+        size_t kwlen = 0;
+        while (kwlen < lens[i] && text[kwlen] != ' ') {
+            kwlen++;
+        }
+        int ok;
+        if (i > 0 && keyword_is(text, kwlen, "SIZE")) {
+            size_t a = kwlen < lens[i] ? kwlen + 1 : kwlen;
+            ok = emit_size(out, text + a, lens[i] - a, policy->size_reserve, last);
+        } else {
+            ok = emit_line(out, text, lens[i], last);
+        }
+        if (!ok) {
+            return 0;
+        }
+    }
+    if (policy->offer_starttls) {
+        return emit_line(out, "STARTTLS", 8, 1);
+    }
+    return 1;
+}

@@ -1,0 +1,30 @@
+/*
+ * net.h - socket set-up: listening sockets (one per worker, SO_REUSEPORT)
+ * and non-blocking connects to the backend.
+ */
+#ifndef SMTP_TLS_PROXY_NET_H
+#define SMTP_TLS_PROXY_NET_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* net_listen opens a non-blocking listening socket bound to |a| with
+ * SO_REUSEPORT, so each worker can have its own and the kernel spreads
+ * connections. Returns the fd, or -1 with |err| set. */
+int net_listen(const struct net_addr *a, char *err, size_t errlen);
+
+/* net_connect starts a non-blocking connect to |a|. Returns the fd (the
+ * connect may still be in progress: wait for writability, then
+ * net_connect_result), or -1 with errno set. */
+int net_connect(const struct net_addr *a);
+
+/* net_connect_result returns 0 when the connect on |fd| completed, or the
+ * errno it failed with. */
+int net_connect_result(int fd);
+
+/* net_set_nodelay turns Nagle off on TCP sockets: SMTP is a dialogue of
+ * short lines, and pipelined replies must not wait for ACKs. */
+void net_set_nodelay(int fd);
+
+#endif

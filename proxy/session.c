@@ -1,0 +1,860 @@
+/*
+ * session.c - the SMTP session state machine: one client, one backend.
+ *
+ * Everything a session does is decided here, in one place:
+ *
+ *   accept -> connect backend -> relay greeting -> command loop
+ *     EHLO      forwarded; the capability list is rewritten on the way back
+ *     DATA      forwarded; on 354 the injected headers go first, then the
+ *               message streams through the DATA scanner
+ *     QUIT/EOF  both sides closed
+ *
+ * Commands are forwarded as they arrive (PIPELINING intact). Each one
+ * leaves an entry in a FIFO of expected replies; backend replies are
+ * matched to entries in order, and replies the proxy gives itself
+ * (refusals) wait in the same FIFO, so the client always sees replies in
+ * the order of its commands.
+ *
+ * Event handlers only read and write bytes and then call session_run(),
+ * which feeds the machine. A session is freed only at the end of
+ * session_run(), never in the middle of processing.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "data_scan.h"
+#include "ehlo.h"
+#include "headers.h"
+#include "log.h"
+#include "net.h"
+#include "smtp_cmd.h"
+#include "smtp_reply.h"
+#include "snapshot.h"
+#include "worker.h"
+
+enum session_state {
+    STATE_CONNECTING = 0, /* backend connect in progress */
+    STATE_GREETING = 1,   /* waiting for the backend's greeting */
+    STATE_COMMAND = 2,    /* the command loop */
+    STATE_DATA_WAIT = 3,  /* DATA sent; client input held until its reply */
+    STATE_DATA = 4,       /* relaying a message through the scanner */
+    STATE_CLOSING = 5,    /* backend gone; last reply going to the client */
+    STATE_DEAD = 6,       /* to be freed at the end of session_run */
+};
+
+static const char *const state_names[] = {
+    "connecting", "greeting", "command", "data-wait", "data", "closing", "dead",
+};
+
+/* What the next reply in the FIFO answers. */
+enum pending_kind {
+    PEND_GREETING = 0,
+    PEND_EHLO = 1,
+    PEND_DATA = 2,
+    PEND_DOT = 3,   /* the end of a message */
+    PEND_QUIT = 4,
+    PEND_OTHER = 5, /* relayed as it is */
+    PEND_LOCAL = 6, /* the proxy's own reply, |text| */
+};
+
+struct pending {
+    enum pending_kind kind;
+    int close_after; /* PEND_LOCAL: end the session after this reply */
+    const char *text;
+};
+
+/* Commands one client may have in flight; more wait unread. */
+#define PIPELINE_MAX 64
+/* How long a closing session may take to hand over its last reply. */
+#define CLOSING_TIMEOUT 10.0
+
+struct session {
+    struct session *prev, *next;
+    struct worker *worker;
+    struct snapshot *snap;
+    const struct config *cfg;
+    const struct listener_config *listener;
+    char id[32];
+    ev_tstamp started;
+
+    struct conn client;
+    struct conn backend;
+    char client_ip[64];
+    unsigned client_port;
+    int client_is_ipv6;
+    unsigned local_port;
+
+    enum session_state state;
+    struct pending fifo[PIPELINE_MAX];
+    unsigned fifo_head, fifo_len;
+    struct smtp_reply reply;
+    struct data_scan scan;
+    ev_timer timer;
+
+    char helo[HEADERS_VALUE_MAX + 1]; /* as sent; sanitised when written */
+    int esmtp;                        /* EHLO, not HELO */
+    unsigned long long discard;       /* BDAT chunk bytes to drop */
+    unsigned input_closed : 1;        /* no more client commands (QUIT, fatal) */
+    unsigned client_eof : 1;
+    unsigned client_error : 1;        /* client unwritable: drop its output */
+    unsigned backend_eof : 1;
+
+    unsigned messages_started;  /* 354 received */
+    unsigned messages_accepted; /* 2xx after the final dot */
+    unsigned forged_removed;
+    const char *result;         /* why it ended, for the log line */
+};
+
+static void session_run(struct session *s);
+static void on_client_io(struct ev_loop *loop, ev_io *w, int revents);
+static void on_backend_io(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ---- state and small helpers ---- */
+
+/* session_set_state is the one place the state changes. */
+static void session_set_state(struct session *s, enum session_state next) {
+    if (s->state == next) {
+        return;
+    }
+    log_debug("session=%s event=state from=%s to=%s", s->id, state_names[s->state],
+              state_names[next]);
+    s->state = next;
+}
+
+static int session_over(const struct session *s) {
+    return s->state == STATE_CLOSING || s->state == STATE_DEAD;
+}
+
+static void to_client(struct session *s, const char *p, size_t n) {
+    if (!s->client_error && !buffer_append(&s->client.out, p, n)) {
+        s->client_error = 1;
+        s->result = "out_of_memory";
+    }
+}
+
+static void to_client_str(struct session *s, const char *p) {
+    to_client(s, p, strlen(p));
+}
+
+/* session_close_backend drops the backend connection. A message whose
+ * final dot was not sent is abandoned by the backend, never delivered. */
+static void session_close_backend(struct session *s) {
+    conn_close(s->worker->loop, &s->backend);
+}
+
+/* session_fail ends the session: the client gets "421 <enh> <host>
+ * <text>" (RFC 5321 3.8) and the backend connection is dropped. */
+static void session_fail(struct session *s, const char *enh, const char *text,
+                         const char *result) {
+    if (session_over(s)) {
+        return;
+    }
+    char line[512];
+    snprintf(line, sizeof(line), "421 %s %s %s\r\n", enh, s->cfg->hostname, text);
+    to_client_str(s, line);
+    if (s->result == NULL) {
+        s->result = result;
+    }
+    log_info("session=%s event=fail reason=%s state=%s", s->id, result,
+             state_names[s->state]);
+    session_close_backend(s);
+    s->input_closed = 1;
+    session_set_state(s, STATE_CLOSING);
+}
+
+/* ---- the FIFO of expected replies ---- */
+
+static struct pending *fifo_head(struct session *s) {
+    return s->fifo_len ? &s->fifo[s->fifo_head] : NULL;
+}
+
+static void fifo_pop(struct session *s) {
+    s->fifo_head = (s->fifo_head + 1) % PIPELINE_MAX;
+    s->fifo_len--;
+}
+
+static void fifo_push(struct session *s, enum pending_kind kind, const char *text,
+                      int close_after) {
+    struct pending *p = &s->fifo[(s->fifo_head + s->fifo_len) % PIPELINE_MAX];
+    p->kind = kind;
+    p->text = text;
+    p->close_after = close_after;
+    s->fifo_len++;
+}
+
+/* drain_local writes the proxy's own replies that have reached the head
+ * of the FIFO: nothing from the backend is owed before them. */
+static void drain_local(struct session *s) {
+    struct pending *p;
+    while ((p = fifo_head(s)) != NULL && p->kind == PEND_LOCAL) {
+        to_client_str(s, p->text);
+        int close_after = p->close_after;
+        fifo_pop(s);
+        if (close_after) {
+            session_close_backend(s);
+            session_set_state(s, STATE_CLOSING);
+            return;
+        }
+    }
+}
+
+/* reply_local queues the proxy's own reply to the current command. */
+static void reply_local(struct session *s, const char *text, int close_after) {
+    fifo_push(s, PEND_LOCAL, text, close_after);
+    if (close_after) {
+        s->input_closed = 1;
+    }
+    drain_local(s);
+}
+
+/* forward sends a command line to the backend and expects its reply. */
+static void forward(struct session *s, const char *line, size_t len,
+                    enum pending_kind kind) {
+    if (!buffer_append(&s->backend.out, line, len) ||
+        !buffer_append(&s->backend.out, "\r\n", 2)) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+        return;
+    }
+    fifo_push(s, kind, NULL, 0);
+}
+
+/* ---- the command table ---- */
+
+typedef void command_action(struct session *s, const struct smtp_cmd *cmd,
+                            const char *line, size_t len);
+
+static void act_forward(struct session *s, const struct smtp_cmd *cmd,
+                        const char *line, size_t len) {
+    (void)cmd;
+    forward(s, line, len, PEND_OTHER);
+}
+
+static void remember_helo(struct session *s, const struct smtp_cmd *cmd, int esmtp) {
+    size_t n = cmd->arg_len < HEADERS_VALUE_MAX ? cmd->arg_len : HEADERS_VALUE_MAX;
+    /* Only the first word: "EHLO name junk" names "name". */
+    const char *space = memchr(cmd->arg, ' ', n);
+    if (space != NULL) {
+        n = (size_t)(space - cmd->arg);
+    }
+    memcpy(s->helo, cmd->arg, n);
+    s->helo[n] = '\0';
+    s->esmtp = esmtp;
+}
+
+static void act_ehlo(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    remember_helo(s, cmd, 1);
+    forward(s, line, len, PEND_EHLO);
+}
+
+static void act_helo(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    remember_helo(s, cmd, 0);
+    forward(s, line, len, PEND_OTHER);
+}
+
+static void act_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)cmd;
+    /* The backend receives the client's message plus our headers; a SIZE
+     * declaration must say so, or a message near the limit is refused
+     * only after it was transferred. */
+    if (!smtp_mail_add_size(line, len, HEADERS_RESERVE, &s->backend.out)) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+        return;
+    }
+    fifo_push(s, PEND_OTHER, NULL, 0);
+}
+
+static void act_data(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)cmd;
+    forward(s, line, len, PEND_DATA);
+    /* What follows DATA is either the message (after 354) or commands
+     * (after a refusal): only the backend's reply can tell. */
+    if (!session_over(s)) {
+        session_set_state(s, STATE_DATA_WAIT);
+    }
+}
+
+static void act_quit(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)cmd;
+    forward(s, line, len, PEND_QUIT);
+    s->input_closed = 1;
+}
+
+static void act_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)line;
+    (void)len;
+    /* CHUNKING is never offered (the chunk would bypass the scanner), but
+     * a client that sends BDAT anyway is followed by its chunk: drop those
+     * bytes rather than read them as commands. */
+    unsigned long long size = 0;
+    size_t i = 0;
+    while (i < cmd->arg_len && i < 18 && cmd->arg[i] >= '0' && cmd->arg[i] <= '9') {
+        size = size * 10 + (unsigned long long)(cmd->arg[i] - '0');
+        i++;
+    }
+    if (i == 0 || (i < cmd->arg_len && cmd->arg[i] != ' ')) {
+        reply_local(s, "501 5.5.4 BDAT without a chunk size; closing\r\n", 1);
+        return;
+    }
+    s->discard = size;
+    reply_local(s, "502 5.5.1 BDAT is not supported: CHUNKING is not offered\r\n", 0);
+}
+
+static void act_starttls(struct session *s, const struct smtp_cmd *cmd,
+                         const char *line, size_t len) {
+    (void)cmd;
+    (void)line;
+    (void)len;
+    reply_local(s, "502 5.5.1 STARTTLS is not offered on this port\r\n", 0);
+}
+
+static void act_refuse_identity(struct session *s, const struct smtp_cmd *cmd,
+                                const char *line, size_t len) {
+    (void)line;
+    (void)len;
+    /* The backend trusts XCLIENT/XFORWARD from the proxy's address; a
+     * client must never reach them, or it could claim any identity. */
+    reply_local(s, cmd->verb == VERB_XCLIENT
+                       ? "550 5.7.0 XCLIENT is not accepted from clients\r\n"
+                       : "550 5.7.0 XFORWARD is not accepted from clients\r\n",
+                0);
+}
+
+static command_action *const command_table[VERB_COUNT] = {
+    [VERB_UNKNOWN] = act_forward,   [VERB_HELO] = act_helo,
+    [VERB_EHLO] = act_ehlo,         [VERB_MAIL] = act_mail,
+    [VERB_RCPT] = act_forward,      [VERB_DATA] = act_data,
+    [VERB_BDAT] = act_bdat,         [VERB_RSET] = act_forward,
+    [VERB_NOOP] = act_forward,      [VERB_QUIT] = act_quit,
+    [VERB_VRFY] = act_forward,      [VERB_EXPN] = act_forward,
+    [VERB_HELP] = act_forward,      [VERB_STARTTLS] = act_starttls,
+    [VERB_AUTH] = act_forward,      [VERB_XCLIENT] = act_refuse_identity,
+    [VERB_XFORWARD] = act_refuse_identity,
+};
+
+/* ---- client input ---- */
+
+/* process_command_line handles the line at the head of the client's
+ * input. Returns 1 when it consumed something and may be called again. */
+static int process_command_line(struct session *s) {
+    struct buffer *in = &s->client.in;
+    size_t len = 0, used = 0;
+    enum line_status st =
+        smtp_line_find(buffer_head(in), in->len, s->cfg->command_line_max, &len, &used);
+    switch (st) {
+    case LINE_INCOMPLETE:
+        return 0;
+    case LINE_TOO_LONG:
+        log_info("session=%s event=line_too_long limit=%zu", s->id, s->cfg->command_line_max);
+        s->result = "line_too_long";
+        reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
+        return 0;
+    case LINE_BAD_BYTE:
+        buffer_consume(in, used);
+        reply_local(s, "500 5.5.2 Syntax error: NUL or bare CR in command\r\n", 0);
+        return 1;
+    case LINE_OK:
+        break;
+    }
+    struct smtp_cmd cmd;
+    smtp_cmd_parse(buffer_head(in), len, &cmd);
+    log_debug("session=%s event=command verb=%s", s->id, smtp_verb_name(cmd.verb));
+    command_table[cmd.verb](s, &cmd, buffer_head(in), len);
+    buffer_consume(in, used);
+    return 1;
+}
+
+/* process_data feeds the message to the scanner. Returns 1 when the end
+ * of data was found and commands follow. */
+static int process_data(struct session *s) {
+    struct buffer *in = &s->client.in;
+    size_t used = 0;
+    enum data_result r =
+        data_scan_feed(&s->scan, buffer_head(in), in->len, &s->backend.out, &used);
+    buffer_consume(in, used);
+    if (r == DATA_NOMEM) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+        return 0;
+    }
+    if (r != DATA_END) {
+        return 0;
+    }
+    s->forged_removed += (unsigned)s->scan.dropped_fields;
+    if (s->scan.dropped_fields || s->scan.bare_endings) {
+        log_info("session=%s event=message_cleaned forged_status_headers=%zu "
+                 "bare_line_endings=%zu", s->id, s->scan.dropped_fields,
+                 s->scan.bare_endings);
+    }
+    fifo_push(s, PEND_DOT, NULL, 0);
+    session_set_state(s, STATE_COMMAND);
+    return 1;
+}
+
+static void process_client_input(struct session *s) {
+    struct buffer *in = &s->client.in;
+    while (in->len > 0 && !session_over(s)) {
+        if (s->backend.out.len >= CONN_OUT_HIGH) {
+            return; /* backpressure: the backend must catch up first */
+        }
+        if (s->state == STATE_DATA) {
+            if (!process_data(s)) {
+                return;
+            }
+            continue;
+        }
+        if (s->state != STATE_COMMAND || s->input_closed || s->fifo_len >= PIPELINE_MAX) {
+            return;
+        }
+        if (s->discard > 0) {
+            size_t n = in->len < s->discard ? in->len : (size_t)s->discard;
+            buffer_consume(in, n);
+            s->discard -= n;
+            continue;
+        }
+        if (!process_command_line(s)) {
+            return;
+        }
+    }
+}
+
+/* ---- backend replies ---- */
+
+static void write_injected_headers(struct session *s) {
+    char id[48];
+    snprintf(id, sizeof(id), "%s.%u", s->id, s->messages_started);
+    struct header_facts f = {
+        .proxy_hostname = s->cfg->hostname,
+        .helo = s->helo[0] ? s->helo : NULL,
+        .client_addr = s->client_ip,
+        .client_is_ipv6 = s->client_is_ipv6,
+        .protocol = s->esmtp ? "ESMTP" : "SMTP",
+        .id = id,
+        .listener = s->listener->name,
+        .local_port = s->local_port,
+        .mode = "none",
+        .status_name = s->cfg->status_header,
+        .now = time(NULL),
+    };
+    if (!headers_write(&f, &s->backend.out)) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+    }
+}
+
+static void relay_reply(struct session *s) {
+    to_client(s, buffer_head(&s->reply.text), s->reply.text.len);
+}
+
+/* on_reply acts on one complete backend reply, matched to its command. */
+static void on_reply(struct session *s) {
+    struct pending *p = fifo_head(s);
+    if (p == NULL) {
+        /* Unsolicited: only "421 closing" is legitimate (RFC 5321 3.8). */
+        if (s->reply.code == 421) {
+            relay_reply(s);
+            s->result = "backend_421";
+            session_close_backend(s);
+            session_set_state(s, STATE_CLOSING);
+            return;
+        }
+        log_warning("session=%s event=backend_protocol_error reason=unsolicited_reply code=%d",
+                    s->id, s->reply.code);
+        session_fail(s, "4.3.0", "Mail backend protocol error, try again later",
+                     "backend_protocol_error");
+        return;
+    }
+    enum pending_kind kind = p->kind;
+    fifo_pop(s);
+    switch (kind) {
+    case PEND_GREETING:
+        relay_reply(s);
+        session_set_state(s, STATE_COMMAND);
+        break;
+    case PEND_EHLO:
+        if (s->reply.code == 250) {
+            struct ehlo_policy policy = {
+                .offer_starttls = 0,
+                .hide_auth = 0,
+                .size_reserve = HEADERS_RESERVE,
+            };
+            if (!ehlo_rewrite(buffer_head(&s->reply.text), s->reply.text.len, &policy,
+                              &s->client.out)) {
+                session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+                return;
+            }
+        } else {
+            relay_reply(s);
+        }
+        break;
+    case PEND_DATA:
+        if (s->reply.code == 354) {
+            s->messages_started++;
+            write_injected_headers(s);
+            data_scan_init(&s->scan, s->cfg->status_header);
+            session_set_state(s, STATE_DATA);
+        } else {
+            session_set_state(s, STATE_COMMAND);
+        }
+        relay_reply(s);
+        break;
+    case PEND_DOT:
+        if (s->reply.code >= 200 && s->reply.code < 300) {
+            s->messages_accepted++;
+        }
+        log_info("session=%s event=message number=%u code=%d", s->id, s->messages_started,
+                 s->reply.code);
+        relay_reply(s);
+        break;
+    case PEND_QUIT:
+        relay_reply(s);
+        s->result = "quit";
+        session_close_backend(s);
+        session_set_state(s, STATE_CLOSING);
+        return;
+    case PEND_OTHER:
+    case PEND_LOCAL:
+        relay_reply(s);
+        break;
+    }
+    if (s->reply.code == 421 && !session_over(s)) {
+        /* The backend is closing the channel: so do we. */
+        s->result = "backend_421";
+        session_close_backend(s);
+        session_set_state(s, STATE_CLOSING);
+        return;
+    }
+    drain_local(s);
+}
+
+static void process_backend_input(struct session *s) {
+    struct buffer *in = &s->backend.in;
+    while (in->len > 0 && !session_over(s)) {
+        if (s->client.out.len >= CONN_OUT_HIGH) {
+            return; /* backpressure: the client must read first */
+        }
+        size_t used = 0;
+        enum reply_status st = smtp_reply_feed(&s->reply, buffer_head(in), in->len, &used);
+        buffer_consume(in, used);
+        if (st == REPLY_INCOMPLETE) {
+            return;
+        }
+        if (st == REPLY_BAD) {
+            log_warning("session=%s event=backend_protocol_error reason=bad_reply", s->id);
+            session_fail(s, "4.3.0", "Mail backend protocol error, try again later",
+                         "backend_protocol_error");
+            return;
+        }
+        on_reply(s);
+        smtp_reply_reset(&s->reply);
+    }
+}
+
+/* ---- running the machine ---- */
+
+static double current_timeout(const struct session *s) {
+    const struct config *c = s->cfg;
+    switch (s->state) {
+    case STATE_CONNECTING:
+        return c->connect_timeout;
+    case STATE_GREETING:
+        return c->greeting_timeout;
+    case STATE_CLOSING:
+    case STATE_DEAD:
+        return CLOSING_TIMEOUT;
+    case STATE_DATA:
+        return c->data_timeout;
+    case STATE_COMMAND:
+    case STATE_DATA_WAIT:
+        break;
+    }
+    const struct pending *p = s->fifo_len ? &s->fifo[s->fifo_head] : NULL;
+    if (p != NULL && p->kind != PEND_LOCAL) {
+        return p->kind == PEND_DOT ? c->data_end_timeout : c->reply_timeout;
+    }
+    return c->command_timeout;
+}
+
+/* waiting_for_backend says whether the session is stalled on the backend
+ * (rather than on the client) — who is to blame for a timeout. */
+static int waiting_for_backend(const struct session *s) {
+    if (s->state == STATE_CONNECTING || s->state == STATE_GREETING) {
+        return 1;
+    }
+    return s->fifo_len > 0 && s->fifo[s->fifo_head].kind != PEND_LOCAL;
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)loop;
+    (void)revents;
+    struct session *s = t->data;
+    if (session_over(s)) {
+        s->result = s->result ? s->result : "closing_timeout";
+        session_set_state(s, STATE_DEAD);
+    } else if (waiting_for_backend(s)) {
+        log_warning("session=%s event=backend_timeout state=%s", s->id,
+                    state_names[s->state]);
+        session_fail(s, "4.4.2", "Mail backend did not answer in time, try again later",
+                     "backend_timeout");
+    } else {
+        /* Mid-message, this abandons the message: no 250 was given. */
+        session_fail(s, "4.4.2", "Error: timeout exceeded", "client_timeout");
+    }
+    session_run(s);
+}
+
+/* check_end decides whether a session is over after a round of work. */
+static void check_end(struct session *s) {
+    if (s->state == STATE_DEAD) {
+        return;
+    }
+    if (s->client_error) {
+        s->result = s->result ? s->result : "client_error";
+        session_set_state(s, STATE_DEAD);
+        return;
+    }
+    if (s->state == STATE_CLOSING) {
+        if (s->client.out.len == 0) {
+            session_set_state(s, STATE_DEAD);
+        }
+        return;
+    }
+    if (s->backend_eof) {
+        /* Replies already complete were relayed above; anything still
+         * owed is lost, and a message in flight was not accepted. */
+        log_info("session=%s event=backend_closed state=%s", s->id, state_names[s->state]);
+        session_fail(s, "4.4.2", "Mail backend closed the connection, try again later",
+                     "backend_closed");
+        return;
+    }
+    if (s->client_eof) {
+        /* A message the client did not end is abandoned: closing the
+         * backend without the final dot discards it. Replies still owed
+         * for commands the client did send are waited for. */
+        int mid_message = s->state == STATE_DATA || s->state == STATE_DATA_WAIT;
+        int idle = s->fifo_len == 0 && s->backend.out.len == 0;
+        if (mid_message || idle) {
+            if (s->result == NULL) {
+                s->result = mid_message ? "client_closed_in_data" : "client_closed";
+            }
+            session_set_state(s, STATE_DEAD);
+        }
+    }
+}
+
+static void update_events(struct session *s) {
+    struct ev_loop *loop = s->worker->loop;
+    int cev = 0, bev = 0;
+    if (s->client.out.len > 0 && !s->client_error) {
+        cev |= EV_WRITE;
+    }
+    if (!s->client_eof && !session_over(s) && s->client.in.len < CONN_IN_MAX &&
+        s->backend.out.len < CONN_OUT_HIGH && !s->input_closed) {
+        cev |= EV_READ;
+    }
+    if (s->backend.fd >= 0) {
+        if (s->backend.out.len > 0 || s->state == STATE_CONNECTING) {
+            bev |= EV_WRITE;
+        }
+        if (s->state != STATE_CONNECTING && !s->backend_eof &&
+            s->backend.in.len < CONN_IN_MAX && s->client.out.len < CONN_OUT_HIGH) {
+            bev |= EV_READ;
+        }
+    }
+    conn_set_events(loop, &s->client, cev);
+    conn_set_events(loop, &s->backend, bev);
+}
+
+static void session_destroy(struct session *s) {
+    struct ev_loop *loop = s->worker->loop;
+    ev_timer_stop(loop, &s->timer);
+    log_info("session=%s event=end client=%s port=%u listener=%s helo=%s tls=none "
+             "messages=%u accepted=%u forged_removed=%u bytes_in=%llu bytes_out=%llu "
+             "result=%s duration=%.3f",
+             s->id, s->client_ip, s->client_port, s->listener->name,
+             s->helo[0] ? log_sanitize((char[80]){0}, 80, s->helo, strlen(s->helo)) : "-",
+             s->messages_started, s->messages_accepted, s->forged_removed,
+             s->client.bytes_in, s->client.bytes_out, s->result ? s->result : "unknown",
+             ev_now(loop) - s->started);
+    conn_close(loop, &s->client);
+    conn_close(loop, &s->backend);
+    smtp_reply_reset(&s->reply);
+    worker_session_gone(s->worker, s);
+    snapshot_release(s->snap);
+    free(s);
+}
+
+/* session_run feeds the machine after any event, writes what it
+ * produced, and frees the session when it is over. */
+static void session_run(struct session *s) {
+    if (!session_over(s)) {
+        process_backend_input(s);
+    }
+    if (!session_over(s)) {
+        process_client_input(s);
+    }
+    if (s->backend.fd >= 0 && s->state != STATE_CONNECTING &&
+        conn_flush(&s->backend) == CONN_IO_ERROR) {
+        s->backend_eof = 1;
+    }
+    if (!s->client_error && conn_flush(&s->client) == CONN_IO_ERROR) {
+        s->client_error = 1;
+    }
+    check_end(s);
+    if (s->state == STATE_DEAD) {
+        session_destroy(s);
+        return;
+    }
+    update_events(s);
+    s->timer.repeat = current_timeout(s);
+    ev_timer_again(s->worker->loop, &s->timer);
+}
+
+/* ---- I/O events ---- */
+
+static void read_into(struct conn *c, unsigned *eof, unsigned *error) {
+    enum conn_io r = conn_read(c);
+    if (r == CONN_IO_EOF) {
+        *eof = 1;
+    } else if (r == CONN_IO_ERROR) {
+        *eof = 1;
+        if (error != NULL) {
+            *error = 1;
+        }
+    }
+}
+
+static void on_client_io(struct ev_loop *loop, ev_io *w, int revents) {
+    (void)loop;
+    struct session *s = w->data;
+    if (revents & EV_READ) {
+        unsigned eof = s->client_eof, err = s->client_error;
+        read_into(&s->client, &eof, &err);
+        s->client_eof = eof;
+        s->client_error = err;
+    }
+    session_run(s);
+}
+
+static void backend_connected(struct session *s) {
+    int err = net_connect_result(s->backend.fd);
+    if (err != 0) {
+        log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
+                    s->cfg->backend.address, strerror(err));
+        session_fail(s, "4.4.1", "Mail backend unavailable, try again later",
+                     "backend_unavailable");
+        return;
+    }
+    fifo_push(s, PEND_GREETING, NULL, 0);
+    session_set_state(s, STATE_GREETING);
+}
+
+static void on_backend_io(struct ev_loop *loop, ev_io *w, int revents) {
+    (void)loop;
+    struct session *s = w->data;
+    if (s->state == STATE_CONNECTING) {
+        backend_connected(s);
+    } else if (revents & EV_READ) {
+        unsigned eof = s->backend_eof;
+        read_into(&s->backend, &eof, NULL);
+        s->backend_eof = eof;
+    }
+    session_run(s);
+}
+
+/* ---- start and stop ---- */
+
+void session_shutdown(struct session *s) {
+    if (s->state == STATE_DEAD) {
+        return;
+    }
+    session_fail(s, "4.3.2", "Service shutting down, try again later", "shutdown");
+    session_run(s);
+}
+
+static void describe_endpoints(struct session *s, int fd, const struct net_addr *peer) {
+    net_addr_format(peer, s->client_ip, sizeof(s->client_ip), &s->client_port);
+    s->client_is_ipv6 = strchr(s->client_ip, ':') != NULL;
+    struct net_addr local = {.len = sizeof(local.ss)};
+    if (getsockname(fd, (struct sockaddr *)&local.ss, &local.len) == 0) {
+        char ignored[64];
+        net_addr_format(&local, ignored, sizeof(ignored), &s->local_port);
+    }
+}
+
+void session_start(struct worker *w, int fd, const struct net_addr *peer,
+                   size_t listener_index, struct snapshot *snap) {
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        log_error("event=accept_failed reason=out_of_memory");
+        snapshot_release(snap);
+        close(fd);
+        return;
+    }
+    s->worker = w;
+    s->snap = snap;
+    s->cfg = snap->cfg;
+    s->listener = &snap->cfg->listeners[listener_index];
+    s->started = ev_now(w->loop);
+    snprintf(s->id, sizeof(s->id), "%08lx%02x%06llx", (unsigned long)time(NULL) & 0xffffffffUL,
+             (unsigned)w->id & 0xff, w->sessions_started & 0xffffff);
+    net_set_nodelay(fd);
+    describe_endpoints(s, fd, peer);
+    conn_init(&s->client, fd, on_client_io, s);
+    conn_init(&s->backend, -1, on_backend_io, s);
+    ev_init(&s->timer, on_timeout);
+    s->timer.data = s;
+    session_link(s, &w->sessions);
+    w->nsessions++;
+    w->sessions_started++;
+    log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
+             s->client_ip, s->client_port, s->listener->name, s->local_port);
+
+    int bfd = net_connect(&s->cfg->backend.addr);
+    if (bfd < 0) {
+        log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
+                    s->cfg->backend.address, strerror(errno));
+        session_fail(s, "4.4.1", "Mail backend unavailable, try again later",
+                     "backend_unavailable");
+    } else {
+        conn_init(&s->backend, bfd, on_backend_io, s);
+    }
+    session_run(s);
+}
+
+/* ---- the worker's list ---- */
+
+struct session *session_next(struct session *s) {
+    return s->next;
+}
+
+void session_link(struct session *s, struct session **head) {
+    s->prev = NULL;
+    s->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = s;
+    }
+    *head = s;
+}
+
+void session_unlink(struct session *s, struct session **head) {
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        *head = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+}

@@ -1,0 +1,116 @@
+/*
+ * smtp_cmd.c - command framing, verb lookup and the MAIL SIZE= adjustment.
+ */
+#include "smtp_cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+enum line_status smtp_line_find(const char *buf, size_t n, size_t max,
+                                size_t *out_len, size_t *out_consumed) {
+    const char *lf = memchr(buf, '\n', n < max ? n : max);
+    if (lf == NULL) {
+        return n >= max ? LINE_TOO_LONG : LINE_INCOMPLETE;
+    }
+    size_t len = (size_t)(lf - buf);
+    *out_consumed = len + 1;
+    if (len > 0 && buf[len - 1] == '\r') {
+        len--;
+    }
+    *out_len = len;
+    /* A CR inside the line would let a client hide a second command from
+     * a backend that treats CR as a terminator; NUL truncates C parsers. */
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] == '\r' || buf[i] == '\0') {
+            return LINE_BAD_BYTE;
+        }
+    }
+    return LINE_OK;
+}
+
+static const char *const verb_names[VERB_COUNT] = {
+    [VERB_UNKNOWN] = "?",        [VERB_HELO] = "HELO",   [VERB_EHLO] = "EHLO",
+    [VERB_MAIL] = "MAIL",        [VERB_RCPT] = "RCPT",   [VERB_DATA] = "DATA",
+    [VERB_BDAT] = "BDAT",        [VERB_RSET] = "RSET",   [VERB_NOOP] = "NOOP",
+    [VERB_QUIT] = "QUIT",        [VERB_VRFY] = "VRFY",   [VERB_EXPN] = "EXPN",
+    [VERB_HELP] = "HELP",        [VERB_STARTTLS] = "STARTTLS",
+    [VERB_AUTH] = "AUTH",        [VERB_XCLIENT] = "XCLIENT",
+    [VERB_XFORWARD] = "XFORWARD",
+};
+
+const char *smtp_verb_name(enum smtp_verb verb) {
+    return (verb >= 0 && verb < VERB_COUNT) ? verb_names[verb] : "?";
+}
+
+void smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out) {
+    size_t v = 0;
+    while (v < len && line[v] != ' ') {
+        v++;
+    }
+    out->verb = VERB_UNKNOWN;
+    for (int i = VERB_UNKNOWN + 1; i < VERB_COUNT; i++) {
+        if (strlen(verb_names[i]) == v && strncasecmp(line, verb_names[i], v) == 0) {
+            out->verb = (enum smtp_verb)i;
+            break;
+        }
+    }
+    size_t a = v;
+    while (a < len && line[a] == ' ') {
+        a++;
+    }
+    size_t end = len;
+    while (end > a && line[end - 1] == ' ') {
+        end--;
+    }
+    out->arg = line + a;
+    out->arg_len = end - a;
+}
+
+/* find_size_param returns the offset of the digits of a " SIZE=" esmtp
+ * parameter after the reverse-path, or 0 when there is none. */
+static size_t find_size_param(const char *line, size_t len, size_t *out_digits) {
+    /* Parameters follow the closing '>' of the path (RFC 5321 4.1.2). */
+    const char *gt = memchr(line, '>', len);
+    size_t i = gt ? (size_t)(gt - line) + 1 : len;
+    while (i < len) {
+        while (i < len && line[i] == ' ') {
+            i++;
+        }
+        size_t start = i;
+        while (i < len && line[i] != ' ') {
+            i++;
+        }
+        if (i - start > 5 && strncasecmp(line + start, "SIZE=", 5) == 0) {
+            size_t d = start + 5;
+            size_t nd = 0;
+            while (d + nd < i && line[d + nd] >= '0' && line[d + nd] <= '9') {
+                nd++;
+            }
+            if (nd > 0 && nd <= 18 && d + nd == i) {
+                *out_digits = nd;
+                return d;
+            }
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int smtp_mail_add_size(const char *line, size_t len, size_t extra,
+                       struct buffer *out) {
+    size_t nd = 0;
+    size_t d = find_size_param(line, len, &nd);
+    if (d == 0) {
+        return buffer_append(out, line, len) && buffer_append(out, "\r\n", 2);
+    }
+    unsigned long long size = 0;
+    for (size_t k = 0; k < nd; k++) {
+        size = size * 10 + (unsigned long long)(line[d + k] - '0');
+    }
+    char digits[32];
+    int w = snprintf(digits, sizeof(digits), "%llu", size + extra);
+    return buffer_append(out, line, d) && buffer_append(out, digits, (size_t)w) &&
+           buffer_append(out, line + d + nd, len - d - nd) &&
+           buffer_append(out, "\r\n", 2);
+}

@@ -1,0 +1,203 @@
+/*
+ * worker.c - worker threads, their loops, accepting and shutting down.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "session.h"
+#include "snapshot.h"
+
+atomic_uint sessions_live;
+
+/* Accepts per readiness event: fairness between listeners and sessions. */
+#define ACCEPT_BURST 32
+
+static void refuse(int fd, const char *hostname) {
+    char line[320];
+    int n = snprintf(line, sizeof(line),
+                     "421 4.7.0 %s Too many connections, try again later\r\n", hostname);
+    /* Best effort on a fresh socket; the client retries either way. */
+    ssize_t ignored = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)ignored;
+    close(fd);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
+    (void)loop;
+    (void)revents;
+    struct worker *w = io->data;
+    size_t index = (size_t)(io - w->accept_io);
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        struct net_addr peer = {.len = sizeof(peer.ss)};
+        int fd = accept4(io->fd, (struct sockaddr *)&peer.ss, &peer.len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED) {
+                log_warning("event=accept_failed error=\"%s\"", strerror(errno));
+            }
+            return;
+        }
+        struct snapshot *snap = snapshot_acquire();
+        if (atomic_fetch_add(&sessions_live, 1) >= snap->cfg->max_connections) {
+            atomic_fetch_sub(&sessions_live, 1);
+            log_warning("event=refused reason=max_connections limit=%u",
+                        snap->cfg->max_connections);
+            refuse(fd, snap->cfg->hostname);
+            snapshot_release(snap);
+            continue;
+        }
+        session_start(w, fd, &peer, index, snap);
+    }
+}
+
+void worker_session_gone(struct worker *w, struct session *s) {
+    session_unlink(s, &w->sessions);
+    w->nsessions--;
+    atomic_fetch_sub(&sessions_live, 1);
+    if (w->stopping && w->nsessions == 0) {
+        ev_break(w->loop, EVBREAK_ALL);
+    }
+}
+
+static void on_grace_over(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)loop;
+    (void)revents;
+    struct worker *w = t->data;
+    log_info("event=shutdown_grace_over worker=%d sessions=%u", w->id, w->nsessions);
+    struct session *s = w->sessions;
+    while (s != NULL) {
+        struct session *next = session_next(s);
+        session_shutdown(s);
+        s = next;
+    }
+}
+
+static void on_wakeup(struct ev_loop *loop, ev_async *a, int revents) {
+    (void)revents;
+    struct worker *w = a->data;
+    if (!atomic_load(&w->stop_requested) || w->stopping) {
+        return;
+    }
+    w->stopping = 1;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        ev_io_stop(loop, &w->accept_io[i]);
+        close(w->listen_fds[i]);
+        w->listen_fds[i] = -1;
+    }
+    ev_async_stop(loop, a);
+    if (w->nsessions == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_init(&w->grace_timer, on_grace_over, w->shutdown_grace, 0.);
+    w->grace_timer.data = w;
+    ev_timer_start(loop, &w->grace_timer);
+}
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    ev_run(w->loop, 0);
+    /* Closing sessions may have left the loop early; finish them. */
+    while (w->nsessions > 0) {
+        ev_run(w->loop, EVRUN_ONCE);
+    }
+    return NULL;
+}
+
+static void worker_free(struct worker *w) {
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (w->listen_fds[i] >= 0) {
+            close(w->listen_fds[i]);
+        }
+    }
+    free(w->listen_fds);
+    free(w->accept_io);
+    if (w->loop != NULL) {
+        ev_loop_destroy(w->loop);
+    }
+}
+
+/* worker_init opens |w|'s listening sockets for |cfg|. */
+static int worker_init(struct worker *w, int id, const struct config *cfg, char *err,
+                       size_t errlen) {
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->shutdown_grace = cfg->shutdown_grace;
+    w->loop = ev_loop_new(EVFLAG_AUTO);
+    w->listen_fds = calloc(cfg->nlisteners, sizeof(int));
+    w->accept_io = calloc(cfg->nlisteners, sizeof(ev_io));
+    if (w->loop == NULL || w->listen_fds == NULL || w->accept_io == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        w->listen_fds[i] = -1;
+    }
+    w->nlisteners = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct listener_config *l = &cfg->listeners[i];
+        char why[200];
+        w->listen_fds[i] = net_listen(&l->addr, why, sizeof(why));
+        if (w->listen_fds[i] < 0) {
+            snprintf(err, errlen, "listener %s (%s): %s", l->name, l->address, why);
+            return 0;
+        }
+        ev_io_init(&w->accept_io[i], on_accept, w->listen_fds[i], EV_READ);
+        w->accept_io[i].data = w;
+        ev_io_start(w->loop, &w->accept_io[i]);
+    }
+    ev_async_init(&w->wakeup, on_wakeup);
+    w->wakeup.data = w;
+    ev_async_start(w->loop, &w->wakeup);
+    return 1;
+}
+
+struct worker *workers_start(int n, char *err, size_t errlen) {
+    struct snapshot *snap = snapshot_acquire();
+    struct worker *ws = calloc((size_t)n, sizeof(*ws));
+    int ok = ws != NULL;
+    int made = 0;
+    for (; ok && made < n; made++) {
+        ok = worker_init(&ws[made], made, snap->cfg, err, errlen);
+        if (!ok) {
+            worker_free(&ws[made]);
+        }
+    }
+    snapshot_release(snap);
+    if (!ok) {
+        for (int i = 0; i < made - 1; i++) {
+            worker_free(&ws[i]);
+        }
+        free(ws);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0) {
+            log_error("event=fatal reason=\"cannot start worker thread\"");
+            abort();
+        }
+    }
+    return ws;
+}
+
+void workers_stop(struct worker *ws, int n) {
+    for (int i = 0; i < n; i++) {
+        atomic_store(&ws[i].stop_requested, 1);
+        ev_async_send(ws[i].loop, &ws[i].wakeup);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(ws[i].thread, NULL);
+        worker_free(&ws[i]);
+    }
+    free(ws);
+}

@@ -1,0 +1,48 @@
+/*
+ * worker.h - worker threads: each runs its own libev loop with its own
+ * SO_REUSEPORT listening sockets, accepts connections and owns the
+ * sessions it accepted. Workers share nothing on the hot path.
+ */
+#ifndef SMTP_TLS_PROXY_WORKER_H
+#define SMTP_TLS_PROXY_WORKER_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct session;
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct ev_loop *loop;
+    ev_async wakeup;      /* another thread asked us to stop */
+    ev_timer grace_timer; /* how long sessions may finish after a stop */
+    int *listen_fds;
+    ev_io *accept_io;
+    size_t nlisteners;
+    struct session *sessions; /* doubly linked, for shutdown */
+    unsigned nsessions;
+    unsigned long long sessions_started;
+    atomic_int stop_requested;
+    int stopping;
+    double shutdown_grace;
+};
+
+/* workers_start creates |n| workers, each with listening sockets for
+ * every listener of the current snapshot, and starts their threads.
+ * Returns the array, or NULL with |err| set (nothing left running). */
+struct worker *workers_start(int n, char *err, size_t errlen);
+
+/* workers_stop asks every worker to stop accepting, lets sessions finish
+ * for the configured grace period, then ends the rest, and joins them. */
+void workers_stop(struct worker *w, int n);
+
+/* worker_session_gone is called by a session as it is freed. */
+void worker_session_gone(struct worker *w, struct session *s);
+
+/* The number of live sessions across all workers. */
+extern atomic_uint sessions_live;
+
+#endif
