@@ -106,6 +106,7 @@ struct session {
     unsigned client_eof : 1;
     unsigned client_error : 1;        /* client unwritable: drop its output */
     unsigned backend_eof : 1;
+    unsigned draining : 1;            /* proxy stopping: end at the next idle point */
 
     unsigned messages_started;  /* 354 received */
     unsigned messages_accepted; /* 2xx after the final dot */
@@ -415,7 +416,8 @@ static void process_client_input(struct session *s) {
             }
             continue;
         }
-        if (s->state != STATE_COMMAND || s->input_closed || s->fifo_len >= PIPELINE_MAX) {
+        if (s->state != STATE_COMMAND || s->input_closed || s->fifo_len >= PIPELINE_MAX ||
+            s->draining) {
             return;
         }
         if (s->discard > 0) {
@@ -638,6 +640,10 @@ static void check_end(struct session *s) {
                      "backend_closed");
         return;
     }
+    if (s->draining && s->state == STATE_COMMAND && s->fifo_len == 0) {
+        session_fail(s, "4.3.2", "Service shutting down, try again later", "shutdown");
+        return;
+    }
     if (s->client_eof) {
         /* A message the client did not end is abandoned: closing the
          * backend without the final dot discards it. Replies still owed
@@ -774,6 +780,11 @@ static void on_backend_io(struct ev_loop *loop, ev_io *w, int revents) {
 }
 
 /* ---- start and stop ---- */
+
+void session_drain(struct session *s) {
+    s->draining = 1;
+    session_run(s);
+}
 
 void session_shutdown(struct session *s) {
     if (s->state == STATE_DEAD) {

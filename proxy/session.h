@@ -19,8 +19,14 @@ struct session;
 void session_start(struct worker *w, int fd, const struct net_addr *peer,
                    size_t listener_index, struct snapshot *snap);
 
+/* session_drain asks |s| to end at its next idle point: at once when no
+ * command is in flight, otherwise once the replies owed (and a message
+ * being transferred) are done. The client then gets 421. May free |s|. */
+void session_drain(struct session *s);
+
 /* session_shutdown ends |s| because the proxy is stopping: the client
- * gets 421 and a message in progress is abandoned (never acknowledged). */
+ * gets 421 and a message in progress is abandoned (never acknowledged).
+ * May free |s|. */
 void session_shutdown(struct session *s);
 
 /* For the worker's list. */

@@ -95,6 +95,14 @@ static void on_wakeup(struct ev_loop *loop, ev_async *a, int revents) {
         w->listen_fds[i] = -1;
     }
     ev_async_stop(loop, a);
+    /* Idle sessions end now; busy ones when their transaction is done,
+     * or when the grace period is over. */
+    struct session *s = w->sessions;
+    while (s != NULL) {
+        struct session *next = session_next(s);
+        session_drain(s);
+        s = next;
+    }
     if (w->nsessions == 0) {
         ev_break(loop, EVBREAK_ALL);
         return;
