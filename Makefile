@@ -60,16 +60,21 @@ unit: proxy/tests/unit-tests proxy/tests/unit-tests-asan
 integration: $(BIN) proxy/smtp-tls-proxy-asan
 	cd integration-tests && PROXY_BIN=$(CURDIR)/proxy/smtp-tls-proxy-asan $(PYTHON) run.py
 
-test: check-config unit integration
+test:
+	sh .ci/install-deps
+	$(MAKE) check-config unit integration
 
 check-config: $(BIN)
 	$(BIN) -t -c configs/loopback.conf
+	$(BIN) -t -c configs/example.conf
 	$(BIN) -t
 
 deps:
 	sh .ci/install-deps
 
-demo: $(BIN)
+demo:
+	sh .ci/install-deps
+	$(MAKE) $(BIN)
 	sh integration-tests/demo.sh
 
 bazel:
