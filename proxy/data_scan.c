@@ -57,8 +57,17 @@ static int is_wsp(char c) {
     return c == ' ' || c == '\t';
 }
 
+/* drop_field starts dropping the current header field. */
+static void drop_field(struct data_scan *s) {
+    s->hdr = HDR_DROP;
+    s->dropping = 1;
+    s->dropped_fields++;
+    s->nheld = 0;
+    s->extra_wsp = 0;
+}
+
 /* decide_held classifies the held start of a header line, which ends in
- * ':' or has run out of room, and writes it when it passes. */
+ * ':' or cannot be a field name, and writes it when it passes. */
 static void decide_held(struct data_scan *s, struct buffer *out, int has_colon) {
     size_t len = s->nheld;
     if (has_colon) {
@@ -69,21 +78,40 @@ static void decide_held(struct data_scan *s, struct buffer *out, int has_colon) 
     }
     if (has_colon && len == s->drop_name_len &&
         strncasecmp(s->held, s->drop_name, len) == 0) {
-        s->hdr = HDR_DROP;
-        s->dropping = 1;
-        s->dropped_fields++;
-    } else {
-        s->hdr = HDR_PASS;
-        s->dropping = 0;
-        out_content(s, out, s->held, s->nheld);
+        drop_field(s);
+        return;
+    }
+    s->hdr = HDR_PASS;
+    s->dropping = 0;
+    out_content(s, out, s->held, s->nheld);
+    for (; s->extra_wsp > 0; s->extra_wsp--) {
+        out_content(s, out, " ", 1);
     }
     s->nheld = 0;
+}
+
+/* held_is_drop_name_and_wsp says whether the held bytes are the drop
+ * name followed by white space only: RFC 5322 4.5.8 allows any amount
+ * of it before the colon, and backends accept it, so such a line stays
+ * undecided however long the run is. */
+static int held_is_drop_name_and_wsp(const struct data_scan *s) {
+    if (s->nheld < s->drop_name_len ||
+        strncasecmp(s->held, s->drop_name, s->drop_name_len) != 0) {
+        return 0;
+    }
+    for (size_t i = s->drop_name_len; i < s->nheld; i++) {
+        if (!is_wsp(s->held[i])) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static void line_begin(struct data_scan *s, int stuffed) {
     s->stuffed = stuffed ? 1 : 0;
     s->dot_written = 0;
     s->nheld = 0;
+    s->extra_wsp = 0;
     s->hdr = s->in_headers ? HDR_UNDECIDED : HDR_BODY;
 }
 
@@ -108,10 +136,23 @@ static void content_byte(struct data_scan *s, struct buffer *out, char c) {
         content_byte(s, out, c);
         return;
     }
+    if (s->nheld == sizeof(s->held)) {
+        /* Full, so the held bytes are the drop name and white space. */
+        if (is_wsp(c)) {
+            s->extra_wsp++; /* written back as spaces if the line passes */
+        } else if (c == ':') {
+            drop_field(s);
+        } else {
+            decide_held(s, out, 0);
+            out_content(s, out, &c, 1);
+        }
+        return;
+    }
     s->held[s->nheld++] = c;
     if (c == ':') {
         decide_held(s, out, 1);
-    } else if (s->nheld == sizeof(s->held) || (!is_wsp(c) && (c < 33 || c > 126))) {
+    } else if ((s->nheld == sizeof(s->held) && !held_is_drop_name_and_wsp(s)) ||
+               (!is_wsp(c) && (c < 33 || c > 126))) {
         decide_held(s, out, 0);
     }
 }

@@ -52,6 +52,7 @@ struct data_scan {
 
     char held[DATA_SCAN_NAME_MAX]; /* start of a header line, undecided */
     size_t nheld;
+    size_t extra_wsp; /* white space after the drop name beyond |held| */
 
     size_t dropped_fields; /* forged status headers removed */
     size_t bare_endings;   /* bare CR or LF normalised to CRLF */

@@ -41,9 +41,17 @@ static void fold_put(struct folder *f, const char *s) {
 }
 
 /* fold_token writes |sep| then |tok|, folding first when the line would
- * pass 78 columns. */
+ * pass 78 columns. A fold replaces only the white space of |sep|: its
+ * other characters (the ';' between status pairs) stay before the fold. */
 static void fold_token(struct folder *f, const char *sep, const char *tok) {
     if (f->col + strlen(sep) + strlen(tok) > 78) {
+        char visible[8];
+        size_t n = 0;
+        for (; sep[n] != '\0' && sep[n] != ' ' && n + 1 < sizeof(visible); n++) {
+            visible[n] = sep[n];
+        }
+        visible[n] = '\0';
+        fold_put(f, visible);
         fold_put(f, "\r\n\t");
         f->col = 1;
     } else {

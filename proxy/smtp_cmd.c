@@ -67,12 +67,31 @@ void smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out) {
     out->arg_len = end - a;
 }
 
+/* path_end returns the offset just after the reverse-path's closing '>'
+ * (RFC 5321 4.1.2), where parameters begin; a '>' inside a quoted local
+ * part does not count. Returns |len| when there is no complete path. */
+static size_t path_end(const char *line, size_t len) {
+    const char *lt = memchr(line, '<', len);
+    if (lt == NULL) {
+        return len;
+    }
+    int quoted = 0;
+    for (size_t i = (size_t)(lt - line) + 1; i < len; i++) {
+        if (quoted && line[i] == '\\') {
+            i++;
+        } else if (line[i] == '"') {
+            quoted = !quoted;
+        } else if (!quoted && line[i] == '>') {
+            return i + 1;
+        }
+    }
+    return len;
+}
+
 /* find_size_param returns the offset of the digits of a " SIZE=" esmtp
  * parameter after the reverse-path, or 0 when there is none. */
 static size_t find_size_param(const char *line, size_t len, size_t *out_digits) {
-    /* Parameters follow the closing '>' of the path (RFC 5321 4.1.2). */
-    const char *gt = memchr(line, '>', len);
-    size_t i = gt ? (size_t)(gt - line) + 1 : len;
+    size_t i = path_end(line, len);
     while (i < len) {
         while (i < len && line[i] == ' ') {
             i++;

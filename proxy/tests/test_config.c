@@ -1,0 +1,480 @@
+/*
+ * test_config.c - config.h: parsing, errors with "path:line: reason",
+ * addresses and durations.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/un.h>
+
+#include "config.h"
+#include "smtp_cmd.h"
+#include "unit.h"
+
+/* loopback_conf_path finds configs/loopback.conf from this file's path
+ * (the build compiles proxy/tests/test_config.c from the top directory),
+ * falling back to the current directory. */
+static const char *loopback_conf_path(void) {
+    static char path[4096];
+    const char *me = __FILE__;
+    const char *tail = strstr(me, "proxy/tests/test_config.c");
+    if (tail != NULL) {
+        snprintf(path, sizeof(path), "%.*sconfigs/loopback.conf", (int)(tail - me), me);
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            fclose(f);
+            return path;
+        }
+    }
+    return "configs/loopback.conf";
+}
+
+static char *read_all(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *s = malloc(cap);
+    len = fread(s, 1, cap - 1, f);
+    fclose(f);
+    s[len] = '\0';
+    return s;
+}
+
+static void addr_text(const struct net_addr *a, char *out, size_t n, unsigned *port) {
+    net_addr_format(a, out, n, port);
+}
+
+UNIT_TEST(config_real_loopback_file_parses_with_expected_values) {
+    const char *path = loopback_conf_path();
+    char *text = read_all(path);
+    CHECK(text != NULL);
+    if (text == NULL) {
+        return;
+    }
+    char err[512] = "";
+    struct config *c = config_parse("configs/loopback.conf", text, err, sizeof(err));
+    CHECK(c != NULL);
+    if (c == NULL) {
+        unit_fail(__FILE__, __LINE__, "error: %s", err);
+        free(text);
+        return;
+    }
+    CHECK_STR(c->hostname, "mx.example.test");
+    CHECK_STR(c->status_header, "X-TLS-Status");
+    CHECK_INT(c->workers, 2);
+    CHECK_STR(c->backend.address, "127.0.0.1:10026");
+    char a[128];
+    unsigned port = 0;
+    addr_text(&c->backend.addr, a, sizeof(a), &port);
+    CHECK_INT(c->backend.addr.ss.ss_family, AF_INET);
+    CHECK_STR(a, "127.0.0.1");
+    CHECK_INT(port, 10026);
+    CHECK_INT(c->nlisteners, 1);
+    if (c->nlisteners == 1) {
+        struct listener_config *l = &c->listeners[0];
+        CHECK_STR(l->name, "smtp");
+        CHECK_STR(l->address, "127.0.0.1:10025");
+        CHECK_INT(l->kind, KIND_SMTP);
+        CHECK_INT(l->tls, TLS_MODE_NONE);
+        CHECK_INT(l->require_tls, 0);
+        addr_text(&l->addr, a, sizeof(a), &port);
+        CHECK_STR(a, "127.0.0.1");
+        CHECK_INT(port, 10025);
+    }
+    config_free(c);
+    free(text);
+}
+
+UNIT_TEST(config_load_reads_the_real_loopback_file) {
+    char err[512] = "";
+    struct config *c = config_load(loopback_conf_path(), err, sizeof(err));
+    CHECK(c != NULL);
+    if (c == NULL) {
+        unit_fail(__FILE__, __LINE__, "error: %s", err);
+        return;
+    }
+    CHECK_STR(c->hostname, "mx.example.test");
+    CHECK_INT(c->nlisteners, 1);
+    config_free(c);
+}
+
+UNIT_TEST(config_load_of_missing_file_names_the_path) {
+    char err[512] = "";
+    struct config *c = config_load("/nonexistent/dir/x.conf", err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK(strncmp(err, "/nonexistent/dir/x.conf:", 24) == 0);
+    config_free(c);
+}
+
+UNIT_TEST(config_embedded_default_equals_loopback_file_and_parses) {
+    char *text = read_all(loopback_conf_path());
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK(strcmp(default_config_text, text) == 0);
+    }
+    free(text);
+    char err[512] = "";
+    struct config *c = config_parse("(default)", default_config_text, err, sizeof(err));
+    CHECK(c != NULL);
+    if (c != NULL) {
+        CHECK_STR(c->hostname, "mx.example.test");
+        CHECK_INT(c->nlisteners, 1);
+        CHECK_STR(c->backend.address, "127.0.0.1:10026");
+    } else {
+        unit_fail(__FILE__, __LINE__, "error: %s", err);
+    }
+    config_free(c);
+}
+
+/* ---- errors ---- */
+
+#define BASE                                                                             \
+    "[proxy]\n"                         /* 1 */                                          \
+    "hostname = mx.example.test\n"      /* 2 */                                          \
+    "\n"                                /* 3 */                                          \
+    "[backend]\n"                       /* 4 */                                          \
+    "address = 127.0.0.1:10026\n"       /* 5 */                                          \
+    "\n"                                /* 6 */                                          \
+    "[listener smtp]\n"                 /* 7 */                                          \
+    "address = 127.0.0.1:10025\n"       /* 8 */                                          \
+    "kind = smtp\n"                     /* 9 */
+
+/* check_error parses |text| and expects failure with "t.conf:LINE: "
+ * followed by a reason containing |reason| (case-sensitive). */
+static void check_error(const char *text, int want_line, const char *reason, int line) {
+    char err[512] = "";
+    struct config *c = config_parse("t.conf", text, err, sizeof(err));
+    if (c != NULL) {
+        unit_fail(__FILE__, line, "parsed, want error at line %d (%s)", want_line, reason);
+        config_free(c);
+        return;
+    }
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "t.conf:%d: ", want_line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0) {
+        unit_fail(__FILE__, line, "error \"%s\", want prefix \"%s\"", err, prefix);
+    }
+    if (strlen(err) <= strlen(prefix)) {
+        unit_fail(__FILE__, line, "error \"%s\" has no reason", err);
+    } else if (reason != NULL && strstr(err, reason) == NULL) {
+        unit_fail(__FILE__, line, "error \"%s\" does not mention \"%s\"", err, reason);
+    }
+}
+
+static void check_ok(const char *text, struct config **out, int line) {
+    char err[512] = "";
+    *out = config_parse("t.conf", text, err, sizeof(err));
+    if (*out == NULL) {
+        unit_fail(__FILE__, line, "parse failed: %s", err);
+    }
+}
+
+UNIT_TEST(config_base_text_parses) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    config_free(c);
+}
+
+UNIT_TEST(config_unknown_key_names_its_line) {
+    check_error(BASE "bogus = 1\n", 10, "bogus", __LINE__);
+    check_error("[proxy]\nhostname = a\nhostnmae = b\n" "[backend]\naddress = 127.0.0.1:1\n",
+                3, "hostnmae", __LINE__);
+}
+
+UNIT_TEST(config_unknown_section_names_its_line) {
+    check_error(BASE "\n[frontend]\naddress = 127.0.0.1:1\n", 11, "frontend", __LINE__);
+}
+
+UNIT_TEST(config_key_outside_any_section_is_an_error) {
+    check_error("hostname = x\n" BASE, 1, "hostname", __LINE__);
+}
+
+UNIT_TEST(config_line_without_equals_is_an_error) {
+    check_error("[proxy]\nhostname\n", 2, NULL, __LINE__);
+}
+
+UNIT_TEST(config_key_without_value_is_an_error) {
+    check_error("[proxy]\nhostname =\n", 2, "hostname", __LINE__);
+}
+
+UNIT_TEST(config_missing_backend_is_an_error) {
+    const char text[] = "[proxy]\nhostname = a\n[listener smtp]\naddress = 127.0.0.1:25\n"
+                        "kind = smtp\n";
+    char err[512] = "";
+    struct config *c = config_parse("t.conf", text, err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK(strncmp(err, "t.conf:", 7) == 0);
+    CHECK(strstr(err, "backend") != NULL);
+    config_free(c);
+}
+
+UNIT_TEST(config_backend_without_address_is_an_error) {
+    const char text[] = "[backend]\n[listener smtp]\naddress = 127.0.0.1:25\nkind = smtp\n";
+    char err[512] = "";
+    struct config *c = config_parse("t.conf", text, err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK(strncmp(err, "t.conf:", 7) == 0);
+    CHECK(strstr(err, "backend") != NULL);
+    config_free(c);
+}
+
+UNIT_TEST(config_without_listener_is_an_error) {
+    const char text[] = "[backend]\naddress = 127.0.0.1:25\n";
+    char err[512] = "";
+    struct config *c = config_parse("t.conf", text, err, sizeof(err));
+    CHECK(c == NULL);
+    CHECK(strncmp(err, "t.conf:", 7) == 0);
+    CHECK(strstr(err, "listener") != NULL);
+    config_free(c);
+}
+
+UNIT_TEST(config_listener_without_address_names_section_line) {
+    check_error(BASE "\n[listener sub]\nkind = submission\n", 11, "address", __LINE__);
+}
+
+UNIT_TEST(config_listener_without_kind_names_section_line) {
+    check_error(BASE "\n[listener other]\naddress = 127.0.0.1:2525\n", 11, "kind", __LINE__);
+}
+
+UNIT_TEST(config_bad_port_is_an_error_on_its_line) {
+    check_error("[proxy]\n[backend]\naddress = 127.0.0.1:0\n", 3, "port", __LINE__);
+    check_error("[proxy]\n[backend]\naddress = 127.0.0.1:70000\n", 3, "port", __LINE__);
+    check_error("[proxy]\n[backend]\naddress = 127.0.0.1:x\n", 3, "port", __LINE__);
+    check_error("[proxy]\n[backend]\naddress = 127.0.0.1:\n", 3, "port", __LINE__);
+    check_error("[proxy]\n[backend]\naddress = 127.0.0.1:25x\n", 3, "port", __LINE__);
+    check_error(BASE "\n[listener b]\naddress = [::1]:65536\nkind = smtp\n", 12, "port",
+                __LINE__);
+}
+
+UNIT_TEST(config_host_names_are_refused_numeric_only) {
+    check_error("[backend]\naddress = localhost:25\n", 2, "numeric", __LINE__);
+    check_error(BASE "[listener x]\naddress = mail.example.test:25\nkind = smtp\n", 11,
+                "numeric", __LINE__);
+}
+
+UNIT_TEST(config_address_without_port_is_an_error) {
+    check_error("[backend]\naddress = 127.0.0.1\n", 2, NULL, __LINE__);
+    check_error("[backend]\naddress = [::1]\n", 2, NULL, __LINE__);
+    check_error("[backend]\naddress = [::1]25\n", 2, NULL, __LINE__);
+}
+
+UNIT_TEST(config_duplicate_listener_names_second_section_line) {
+    check_error(BASE "\n[listener smtp]\naddress = 127.0.0.1:2525\nkind = smtp\n", 11,
+                "smtp", __LINE__);
+}
+
+UNIT_TEST(config_duplicate_backend_is_an_error) {
+    check_error(BASE "[backend]\naddress = 127.0.0.1:1\n", 10, "backend", __LINE__);
+}
+
+UNIT_TEST(config_submissions_with_tls_none_is_an_error) {
+    check_error(BASE "\n[listener subs]\naddress = 127.0.0.1:465\nkind = submissions\n"
+                     "tls = none\n",
+                11, "implicit", __LINE__);
+}
+
+UNIT_TEST(config_require_tls_on_tls_none_listener_is_an_error) {
+    check_error(BASE "\n[listener sub]\naddress = 127.0.0.1:587\nkind = submission\n"
+                     "tls = none\nrequire_tls = yes\n",
+                11, "require_tls", __LINE__);
+}
+
+UNIT_TEST(config_bad_bool_kind_and_tls_values_are_errors) {
+    check_error(BASE "require_tls = maybe\n", 10, "maybe", __LINE__);
+    check_error(BASE "tls = sometimes\n", 10, "sometimes", __LINE__);
+    check_error(BASE "\n[listener b]\naddress = 127.0.0.1:1\nkind = lmtp\n", 13, "lmtp",
+                __LINE__);
+}
+
+UNIT_TEST(config_status_header_with_colon_is_an_error) {
+    check_error("[proxy]\nstatus_header = X-Foo:\n" BASE, 2, NULL, __LINE__);
+    check_error("[proxy]\nstatus_header = X Foo\n" BASE, 2, NULL, __LINE__);
+}
+
+UNIT_TEST(config_status_header_named_received_is_an_error) {
+    check_error("[proxy]\nstatus_header = Received\n" BASE, 2, "Received", __LINE__);
+    check_error("[proxy]\nstatus_header = received\n" BASE, 2, "Received", __LINE__);
+}
+
+UNIT_TEST(config_status_header_custom_name_is_kept) {
+    struct config *c;
+    check_ok("[proxy]\nstatus_header = X-Proxy-Info\n" BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK_STR(c->status_header, "X-Proxy-Info");
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_bad_duration_names_its_line) {
+    check_error(BASE "[proxy]\ncommand_timeout = 5x\n", 11, "5x", __LINE__);
+    check_error(BASE "[proxy]\ndata_timeout = -5s\n", 11, NULL, __LINE__);
+    check_error(BASE "[proxy]\ndata_timeout = s\n", 11, NULL, __LINE__);
+    check_error(BASE "[proxy]\ndata_timeout = 0\n", 11, NULL, __LINE__);
+}
+
+UNIT_TEST(config_durations_accept_s_m_h_ms_and_plain_seconds) {
+    struct config *c;
+    check_ok("[proxy]\n"
+             "connect_timeout = 30s\n"
+             "greeting_timeout = 5m\n"
+             "command_timeout = 1h\n"
+             "reply_timeout = 250ms\n"
+             "data_timeout = 45\n"
+             "data_end_timeout = 10m\n"
+             "shutdown_grace = 2s\n" BASE,
+             &c, __LINE__);
+    if (c != NULL) {
+        CHECK(c->connect_timeout == 30.0);
+        CHECK(c->greeting_timeout == 300.0);
+        CHECK(c->command_timeout == 3600.0);
+        CHECK(c->reply_timeout > 0.2499 && c->reply_timeout < 0.2501);
+        CHECK(c->data_timeout == 45.0);
+        CHECK(c->data_end_timeout == 600.0);
+        CHECK(c->shutdown_grace == 2.0);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_defaults_follow_rfc5321_timeouts) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK(c->greeting_timeout == 300.0);
+        CHECK(c->data_timeout == 180.0);
+        CHECK(c->data_end_timeout == 600.0);
+        CHECK_INT(c->command_line_max, SMTP_CMD_LINE_MAX_DEFAULT);
+        CHECK_STR(c->status_header, "X-TLS-Status");
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_ipv6_listener_address_parses) {
+    struct config *c;
+    check_ok("[backend]\naddress = 127.0.0.1:10026\n[listener v6]\naddress = [::1]:25\n"
+             "kind = smtp\n",
+             &c, __LINE__);
+    if (c != NULL && c->nlisteners == 1) {
+        CHECK_INT(c->listeners[0].addr.ss.ss_family, AF_INET6);
+        CHECK_INT(c->listeners[0].addr.len, sizeof(struct sockaddr_in6));
+        char a[128];
+        unsigned port = 0;
+        net_addr_format(&c->listeners[0].addr, a, sizeof(a), &port);
+        CHECK_STR(a, "::1");
+        CHECK_INT(port, 25);
+        CHECK_STR(c->listeners[0].address, "[::1]:25");
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_unix_path_backend_parses) {
+    struct config *c;
+    check_ok("[backend]\naddress = /run/x.sock\n[listener smtp]\naddress = 127.0.0.1:25\n"
+             "kind = smtp\n",
+             &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->backend.addr.ss.ss_family, AF_UNIX);
+        CHECK_STR(((struct sockaddr_un *)&c->backend.addr.ss)->sun_path, "/run/x.sock");
+        char a[128];
+        unsigned port = 99;
+        net_addr_format(&c->backend.addr, a, sizeof(a), &port);
+        CHECK_STR(a, "/run/x.sock");
+        CHECK_INT(port, 0);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_unix_path_listener_is_refused) {
+    check_error("[backend]\naddress = 127.0.0.1:1\n[listener u]\naddress = /run/l.sock\n"
+                "kind = smtp\n",
+                3, NULL, __LINE__);
+}
+
+UNIT_TEST(config_comments_blank_lines_and_crlf_endings_are_accepted) {
+    struct config *c;
+    check_ok("# a comment\r\n"
+             "; another comment\r\n"
+             "\r\n"
+             "   \r\n"
+             "[proxy]\r\n"
+             "  # indented comment\r\n"
+             "hostname = mx.example.test\r\n"
+             "workers = 3\r\n"
+             "\r\n"
+             "[backend]\r\n"
+             "address = 127.0.0.1:10026\r\n"
+             "[listener smtp]\r\n"
+             "address = 127.0.0.1:10025\r\n"
+             "kind = smtp\r\n",
+             &c, __LINE__);
+    if (c != NULL) {
+        CHECK_STR(c->hostname, "mx.example.test");
+        CHECK_INT(c->workers, 3);
+        CHECK_STR(c->backend.address, "127.0.0.1:10026");
+        CHECK_INT(c->nlisteners, 1);
+        if (c->nlisteners == 1) {
+            CHECK_STR(c->listeners[0].name, "smtp");
+            CHECK_STR(c->listeners[0].address, "127.0.0.1:10025");
+        }
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_crlf_errors_still_count_lines_right) {
+    check_error("# c\r\n\r\n[proxy]\r\nnope = 1\r\n", 4, "nope", __LINE__);
+}
+
+UNIT_TEST(config_listener_defaults_by_kind) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL && c->nlisteners == 1) {
+        CHECK_INT(c->listeners[0].tls, TLS_MODE_NONE);
+        CHECK_INT(c->listeners[0].require_tls, 0);
+        CHECK_INT(c->listeners[0].line, 7);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_names_of_kinds_and_tls_modes) {
+    CHECK_STR(listener_kind_name(KIND_SMTP), "smtp");
+    CHECK_STR(listener_kind_name(KIND_SUBMISSION), "submission");
+    CHECK_STR(listener_kind_name(KIND_SUBMISSIONS), "submissions");
+    CHECK_STR(tls_mode_name(TLS_MODE_NONE), "none");
+    CHECK_STR(tls_mode_name(TLS_MODE_STARTTLS), "starttls");
+    CHECK_STR(tls_mode_name(TLS_MODE_IMPLICIT), "implicit");
+}
+
+UNIT_TEST(config_net_addr_parse_accepts_numeric_forms) {
+    struct net_addr a;
+    char err[256], text[128];
+    unsigned port;
+    CHECK_INT(net_addr_parse("192.0.2.1:25", &a, err, sizeof(err)), 1);
+    net_addr_format(&a, text, sizeof(text), &port);
+    CHECK_STR(text, "192.0.2.1");
+    CHECK_INT(port, 25);
+    CHECK_INT(net_addr_parse("[2001:db8::1]:587", &a, err, sizeof(err)), 1);
+    net_addr_format(&a, text, sizeof(text), &port);
+    CHECK_STR(text, "2001:db8::1");
+    CHECK_INT(port, 587);
+    CHECK_INT(net_addr_parse("127.0.0.1:65535", &a, err, sizeof(err)), 1);
+    CHECK_INT(net_addr_parse("127.0.0.1:1", &a, err, sizeof(err)), 1);
+}
+
+UNIT_TEST(config_net_addr_parse_refuses_names_and_bad_ports) {
+    struct net_addr a;
+    char err[256];
+    static const char *const bad[] = {
+        "localhost:25", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:x", "[::1]:0",
+        "[::1", "relative/path.sock", "", ":25", "1.2.3.4.5:25",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (net_addr_parse(bad[i], &a, err, sizeof(err)) != 0) {
+            unit_fail(__FILE__, __LINE__, "net_addr_parse(\"%s\") accepted", bad[i]);
+        } else if (err[0] == '\0') {
+            unit_fail(__FILE__, __LINE__, "net_addr_parse(\"%s\") gave no reason", bad[i]);
+        }
+    }
+}
