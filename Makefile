@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages building and testing need
 #   make test       unit tests, sanitizer build, integration tests
 #   make demo       run the proxy on loopback with a demo backend
+#   make certs      the test PKI in certs/test/
 #   make bazel      the same binary, built by Bazel
 
 BORINGSSL_DIR ?=
@@ -27,12 +28,13 @@ HDR := $(wildcard proxy/*.h)
 BIN := proxy/smtp-tls-proxy
 # Pure modules, unit-tested without sockets.
 PURE := proxy/buffer.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
-        proxy/data_scan.c proxy/headers.c proxy/config.c proxy/default_config.c
+        proxy/data_scan.c proxy/headers.c proxy/config.c proxy/default_config.c \
+        proxy/sni.c proxy/tls_hello.c
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps test unit unit-asan integration demo bazel clean check-config
+.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs
 
 all: $(BIN)
 
@@ -57,14 +59,14 @@ unit: proxy/tests/unit-tests proxy/tests/unit-tests-asan
 
 # Integration tests run against the sanitizer build: a memory error in
 # any session fails the run.
-integration: $(BIN) proxy/smtp-tls-proxy-asan
+integration: $(BIN) proxy/smtp-tls-proxy-asan certs
 	cd integration-tests && PROXY_BIN=$(CURDIR)/proxy/smtp-tls-proxy-asan $(PYTHON) run.py
 
 test:
 	sh .ci/install-deps
 	$(MAKE) check-config unit integration
 
-check-config: $(BIN)
+check-config: $(BIN) certs
 	$(BIN) -t -c configs/loopback.conf
 	$(BIN) -t -c configs/example.conf
 	$(BIN) -t
@@ -72,9 +74,13 @@ check-config: $(BIN)
 deps:
 	sh .ci/install-deps
 
+# The test PKI in certs/test/ (generated, not committed; idempotent).
+certs:
+	sh certs/make-test-pki.sh certs/test
+
 demo:
 	sh .ci/install-deps
-	$(MAKE) $(BIN)
+	$(MAKE) $(BIN) certs
 	sh integration-tests/demo.sh
 
 bazel:

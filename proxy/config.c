@@ -27,6 +27,8 @@ enum section_type {
     SECTION_PROXY,
     SECTION_BACKEND,
     SECTION_LISTENER,
+    SECTION_TLS,
+    SECTION_CERTIFICATE,
 };
 
 /* One parser state: where we are, what to say on error. */
@@ -38,6 +40,7 @@ struct parse {
     struct config *cfg;
     enum section_type section;
     struct listener_config *listener;
+    struct cert_config *cert;
     int seen_backend;
 };
 
@@ -62,6 +65,20 @@ const char *listener_kind_name(enum listener_kind kind) {
 const char *tls_mode_name(enum tls_mode mode) {
     static const char *const names[] = {"none", "starttls", "implicit"};
     return names[mode];
+}
+
+const char *tls_version_name(int version) {
+    switch (version) {
+    case CONFIG_TLS1_0:
+        return "TLSv1";
+    case CONFIG_TLS1_1:
+        return "TLSv1.1";
+    case CONFIG_TLS1_2:
+        return "TLSv1.2";
+    case CONFIG_TLS1_3:
+        return "TLSv1.3";
+    }
+    return "unknown";
 }
 
 /* ---- value parsers: each returns 1, or 0 after fail() ---- */
@@ -188,6 +205,64 @@ static int parse_tls_mode(struct parse *p, const char *v, enum tls_mode *out) {
     return fail(p, "tls must be none, starttls or implicit, got \"%s\"", v);
 }
 
+static int parse_tls_version(struct parse *p, const char *v, int *out) {
+    static const struct {
+        const char *name;
+        int version;
+    } versions[] = {
+        {"TLSv1", CONFIG_TLS1_0},   {"TLSv1.0", CONFIG_TLS1_0}, {"TLSv1.1", CONFIG_TLS1_1},
+        {"TLSv1.2", CONFIG_TLS1_2}, {"TLSv1.3", CONFIG_TLS1_3},
+    };
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        if (strcasecmp(v, versions[i].name) == 0) {
+            *out = versions[i].version;
+            return 1;
+        }
+    }
+    return fail(p, "expected TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3, got \"%s\"", v);
+}
+
+/* parse_names splits "a.example, *.b.example" into lower-case names. */
+static int parse_names(struct parse *p, const char *v, char ***out, size_t *out_n) {
+    char *copy = strdup(v);
+    if (copy == NULL) {
+        return fail(p, "out of memory");
+    }
+    int ok = 1;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ", \t", &save); ok && tok != NULL;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        size_t n = strlen(tok);
+        for (size_t i = 0; i < n && ok; i++) {
+            unsigned char c = (unsigned char)tok[i];
+            ok = isalnum(c) || c == '-' || c == '.' || (c == '*' && i == 0 && tok[1] == '.');
+        }
+        if (!ok || n > 253) {
+            fail(p, "\"%s\" is not a DNS name (a wildcard is \"*.\" and a domain)", tok);
+            ok = 0;
+            break;
+        }
+        char **grown = realloc(*out, (*out_n + 1) * sizeof(char *));
+        if (grown == NULL || (grown[*out_n] = strdup(tok)) == NULL) {
+            if (grown != NULL) {
+                *out = grown;
+            }
+            ok = fail(p, "out of memory");
+            break;
+        }
+        *out = grown;
+        for (char *c = grown[*out_n]; *c; c++) {
+            *c = (char)tolower((unsigned char)*c);
+        }
+        (*out_n)++;
+    }
+    free(copy);
+    if (ok && *out_n == 0) {
+        return fail(p, "names needs at least one name");
+    }
+    return ok;
+}
+
 static int parse_log_level(struct parse *p, const char *v, int *out) {
     static const char *const names[] = {"error", "warning", "info", "debug"};
     for (int i = 0; i < 4; i++) {
@@ -282,8 +357,40 @@ static int set_listener_key(struct parse *p, const char *k, const char *v) {
         return parse_tls_mode(p, v, &l->tls);
     } else if (strcmp(k, "require_tls") == 0) {
         return parse_bool(p, v, &l->require_tls);
+    } else if (strcmp(k, "force_require_tls") == 0) {
+        return parse_bool(p, v, &l->force_require_tls);
+    } else if (strcmp(k, "auth_requires_tls") == 0) {
+        return parse_bool(p, v, &l->auth_requires_tls);
+    } else if (strcmp(k, "min_tls_version") == 0) {
+        return parse_tls_version(p, v, &l->min_tls_version);
+    } else if (strcmp(k, "ciphers") == 0) {
+        return parse_string(p, v, &l->ciphers);
     }
     return fail(p, "unknown key \"%s\" in [listener %s]", k, l->name);
+}
+
+static int set_tls_key(struct parse *p, const char *k, const char *v) {
+    struct config *c = p->cfg;
+    if (strcmp(k, "handshake_timeout") == 0) {
+        return parse_duration(p, v, &c->handshake_timeout);
+    } else if (strcmp(k, "groups") == 0) {
+        return parse_string(p, v, &c->groups);
+    }
+    return fail(p, "unknown key \"%s\" in [tls]", k);
+}
+
+static int set_cert_key(struct parse *p, const char *k, const char *v) {
+    struct cert_config *cc = p->cert;
+    if (strcmp(k, "cert") == 0) {
+        return parse_string(p, v, &cc->cert_path);
+    } else if (strcmp(k, "key") == 0) {
+        return parse_string(p, v, &cc->key_path);
+    } else if (strcmp(k, "names") == 0) {
+        return parse_names(p, v, &cc->names, &cc->nnames);
+    } else if (strcmp(k, "default") == 0) {
+        return parse_bool(p, v, &cc->is_default);
+    }
+    return fail(p, "unknown key \"%s\" in [certificate %s]", k, cc->name);
 }
 
 static int valid_name(const char *s) {
@@ -320,13 +427,55 @@ static int open_listener(struct parse *p, const char *name) {
     l->kind = (enum listener_kind)UNSET;
     l->tls = (enum tls_mode)UNSET;
     l->require_tls = UNSET;
+    l->auth_requires_tls = UNSET;
+    l->min_tls_version = UNSET;
     l->line = p->line;
     p->listener = l;
     return l->name != NULL ? 1 : fail(p, "out of memory");
 }
 
+static int open_certificate(struct parse *p, const char *name) {
+    struct config *c = p->cfg;
+    if (!valid_name(name)) {
+        return fail(p, "certificate name \"%s\" must be 1 to 32 letters, digits, '-' or '_'",
+                    name);
+    }
+    for (size_t i = 0; i < c->ncerts; i++) {
+        if (strcmp(c->certs[i].name, name) == 0) {
+            return fail(p, "certificate \"%s\" is defined twice (first at line %d)", name,
+                        c->certs[i].line);
+        }
+    }
+    struct cert_config *cs = realloc(c->certs, (c->ncerts + 1) * sizeof(*cs));
+    if (cs == NULL) {
+        return fail(p, "out of memory");
+    }
+    c->certs = cs;
+    struct cert_config *cc = &cs[c->ncerts++];
+    memset(cc, 0, sizeof(*cc));
+    cc->name = strdup(name);
+    cc->line = p->line;
+    p->cert = cc;
+    return cc->name != NULL ? 1 : fail(p, "out of memory");
+}
+
+/* section_argument returns the NAME of "[kind NAME]", or NULL. */
+static char *section_argument(char *name, const char *kind) {
+    size_t n = strlen(kind);
+    if (strncmp(name, kind, n) != 0 || (name[n] != ' ' && name[n] != '\t')) {
+        return NULL;
+    }
+    name += n;
+    while (*name == ' ' || *name == '\t') {
+        name++;
+    }
+    return name;
+}
+
 static int open_section(struct parse *p, char *name) {
     p->listener = NULL;
+    p->cert = NULL;
+    char *arg;
     if (strcmp(name, "proxy") == 0) {
         p->section = SECTION_PROXY;
         return 1;
@@ -339,15 +488,20 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_BACKEND;
         return 1;
     }
-    if (strncmp(name, "listener", 8) == 0 && (name[8] == ' ' || name[8] == '\t')) {
-        char *n = name + 9;
-        while (*n == ' ' || *n == '\t') {
-            n++;
-        }
-        p->section = SECTION_LISTENER;
-        return open_listener(p, n);
+    if (strcmp(name, "tls") == 0) {
+        p->section = SECTION_TLS;
+        return 1;
     }
-    return fail(p, "unknown section [%s] (expected [proxy], [backend] or [listener NAME])", name);
+    if ((arg = section_argument(name, "listener")) != NULL) {
+        p->section = SECTION_LISTENER;
+        return open_listener(p, arg);
+    }
+    if ((arg = section_argument(name, "certificate")) != NULL) {
+        p->section = SECTION_CERTIFICATE;
+        return open_certificate(p, arg);
+    }
+    return fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], "
+                   "[listener NAME] or [certificate NAME])", name);
 }
 
 static char *trim(char *s) {
@@ -392,6 +546,10 @@ static int parse_line(struct parse *p, char *line) {
         return set_backend_key(p, key, value);
     case SECTION_LISTENER:
         return set_listener_key(p, key, value);
+    case SECTION_TLS:
+        return set_tls_key(p, key, value);
+    case SECTION_CERTIFICATE:
+        return set_cert_key(p, key, value);
     case SECTION_NONE:
         break;
     }
@@ -411,20 +569,61 @@ static int finish_listener(struct parse *p, struct listener_config *l) {
         return fail(p, "[listener %s] needs a kind (smtp, submission or submissions)", l->name);
     }
     if ((int)l->tls == UNSET) {
-        l->tls = l->kind == KIND_SUBMISSIONS ? TLS_MODE_IMPLICIT : TLS_MODE_NONE;
+        l->tls = l->kind == KIND_SUBMISSIONS ? TLS_MODE_IMPLICIT
+                 : p->cfg->ncerts > 0       ? TLS_MODE_STARTTLS
+                                            : TLS_MODE_NONE;
     }
     if (l->kind == KIND_SUBMISSIONS && l->tls != TLS_MODE_IMPLICIT) {
         return fail(p, "[listener %s]: kind submissions means tls = implicit (RFC 8314)", l->name);
     }
-    if (l->tls != TLS_MODE_NONE) {
-        return fail(p, "[listener %s]: tls = %s needs TLS support, which this build "
-                       "does not have yet", l->name, tls_mode_name(l->tls));
+    if (l->tls != TLS_MODE_NONE && p->cfg->ncerts == 0) {
+        return fail(p, "[listener %s]: tls = %s needs a [certificate NAME] section", l->name,
+                    tls_mode_name(l->tls));
     }
     if (l->require_tls == UNSET) {
-        l->require_tls = 0;
+        l->require_tls = l->kind != KIND_SMTP && l->tls != TLS_MODE_NONE;
     }
     if (l->require_tls && l->tls == TLS_MODE_NONE) {
         return fail(p, "[listener %s]: require_tls needs tls = starttls or implicit", l->name);
+    }
+    /* RFC 3207 4: a publicly referenced MX must not require TLS; senders
+     * that cannot do it would bounce the mail. */
+    if (l->require_tls && l->kind == KIND_SMTP && l->tls == TLS_MODE_STARTTLS &&
+        !l->force_require_tls) {
+        return fail(p, "[listener %s]: require_tls on a kind smtp listener refuses mail from "
+                       "senders without TLS (RFC 3207 4); set force_require_tls = yes if "
+                       "that is really meant", l->name);
+    }
+    if (l->auth_requires_tls == UNSET) {
+        l->auth_requires_tls = l->tls != TLS_MODE_NONE;
+    }
+    if (l->min_tls_version == UNSET) {
+        /* Port 25 is opportunistic: any TLS beats the plaintext a failed
+         * handshake would fall back to (RFC 7435). */
+        l->min_tls_version = l->kind == KIND_SMTP ? CONFIG_TLS1_0 : CONFIG_TLS1_2;
+    }
+    if (l->ciphers != NULL && l->tls == TLS_MODE_NONE) {
+        return fail(p, "[listener %s]: ciphers needs tls = starttls or implicit", l->name);
+    }
+    return 1;
+}
+
+static int finish_certificates(struct parse *p) {
+    struct config *c = p->cfg;
+    int defaults = 0;
+    for (size_t i = 0; i < c->ncerts; i++) {
+        struct cert_config *cc = &c->certs[i];
+        p->line = cc->line;
+        if (cc->cert_path == NULL || cc->key_path == NULL) {
+            return fail(p, "[certificate %s] needs cert and key", cc->name);
+        }
+        if (cc->is_default && defaults++) {
+            return fail(p, "[certificate %s]: only one certificate can be the default",
+                        cc->name);
+        }
+    }
+    if (c->ncerts > 0 && defaults == 0) {
+        c->certs[0].is_default = 1;
     }
     return 1;
 }
@@ -436,6 +635,9 @@ static int finish(struct parse *p) {
     }
     if (c->nlisteners == 0) {
         return fail(p, "at least one [listener NAME] section is required");
+    }
+    if (!finish_certificates(p)) {
+        return 0;
     }
     for (size_t i = 0; i < c->nlisteners; i++) {
         if (!finish_listener(p, &c->listeners[i])) {
@@ -459,6 +661,7 @@ static void set_defaults(struct config *c) {
     c->data_timeout = 180;
     c->data_end_timeout = 600;
     c->shutdown_grace = 30;
+    c->handshake_timeout = 30;
 }
 
 struct config *config_parse(const char *path, const char *text, char *err, size_t errlen) {
@@ -546,7 +749,20 @@ void config_free(struct config *c) {
     for (size_t i = 0; i < c->nlisteners; i++) {
         free(c->listeners[i].name);
         free(c->listeners[i].address);
+        free(c->listeners[i].ciphers);
     }
+    for (size_t i = 0; i < c->ncerts; i++) {
+        struct cert_config *cc = &c->certs[i];
+        for (size_t j = 0; j < cc->nnames; j++) {
+            free(cc->names[j]);
+        }
+        free(cc->names);
+        free(cc->name);
+        free(cc->cert_path);
+        free(cc->key_path);
+    }
+    free(c->certs);
+    free(c->groups);
     free(c->listeners);
     free(c->backend.address);
     free(c->hostname);

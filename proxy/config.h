@@ -4,7 +4,10 @@
  *   [proxy]             hostname, status_header, workers, log_level,
  *                       limits and timeouts
  *   [backend]           address (host:port, [v6]:port or a unix path)
- *   [listener NAME]     address, kind, tls, require_tls (one per listener)
+ *   [listener NAME]     address, kind, tls, require_tls, min_tls_version,
+ *                       ciphers, auth_requires_tls (one per listener)
+ *   [tls]               handshake_timeout, groups
+ *   [certificate NAME]  cert, key, names, default (any number)
  *
  * Parsing is separate from everything that acts on the result, so `-t`
  * and reload check a file without touching the running proxy. Every
@@ -33,6 +36,12 @@ struct net_addr {
     socklen_t len;
 };
 
+/* Protocol versions as on the wire (the values of TLS1_VERSION ...). */
+#define CONFIG_TLS1_0 0x0301
+#define CONFIG_TLS1_1 0x0302
+#define CONFIG_TLS1_2 0x0303
+#define CONFIG_TLS1_3 0x0304
+
 struct listener_config {
     char *name;
     char *address; /* as written, for logs */
@@ -40,7 +49,21 @@ struct listener_config {
     enum listener_kind kind;
     enum tls_mode tls;
     int require_tls;
+    int force_require_tls;  /* the operator insists on require_tls on port 25 */
+    int auth_requires_tls;  /* AUTH hidden and refused before TLS */
+    int min_tls_version;    /* CONFIG_TLS1_x */
+    char *ciphers;          /* TLS 1.2 and older; NULL: the library's default */
     int line; /* where the section starts, for messages */
+};
+
+struct cert_config {
+    char *name;      /* [certificate NAME] */
+    char *cert_path; /* PEM chain, leaf first */
+    char *key_path;
+    char **names;    /* from "names ="; NULL: the certificate's DNS names */
+    size_t nnames;
+    int is_default;
+    int line;
 };
 
 struct backend_config {
@@ -66,10 +89,14 @@ struct config {
     double data_timeout;       /* between data blocks, 4.5.3.2.5 */
     double data_end_timeout;   /* reply to the final dot, 4.5.3.2.6 */
     double shutdown_grace;     /* sessions may finish after SIGTERM */
+    double handshake_timeout;  /* a TLS handshake, [tls] */
+    char *groups;              /* key-exchange groups, [tls]; NULL: default */
 
     struct listener_config *listeners;
     size_t nlisteners;
     struct backend_config backend;
+    struct cert_config *certs;
+    size_t ncerts;
 };
 
 /* config_parse reads configuration text |text| named |path| (for
@@ -95,6 +122,8 @@ void net_addr_format(const struct net_addr *a, char *out, size_t outlen,
 
 const char *listener_kind_name(enum listener_kind kind);
 const char *tls_mode_name(enum tls_mode mode);
+/* tls_version_name gives "TLSv1.2" for CONFIG_TLS1_2 and so on. */
+const char *tls_version_name(int version);
 
 /* The embedded default configuration (configs/loopback.conf, compiled
  * in by the build). */

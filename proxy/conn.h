@@ -10,6 +10,7 @@
 #define SMTP_TLS_PROXY_CONN_H
 
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -35,6 +36,12 @@ struct conn {
     struct buffer in;
     struct buffer out;
     unsigned long long bytes_in, bytes_out;
+    SSL *ssl;   /* NULL while plaintext */
+    /* What TLS needs before the last read/write/handshake can go on:
+     * EV_READ, EV_WRITE or 0. A read may need the socket writable and a
+     * write may need it readable. */
+    int tls_read_wants;
+    int tls_write_wants;
 };
 
 /* conn_init sets up |c| for |fd| with |cb| as the watcher's callback;
@@ -49,11 +56,22 @@ enum conn_io conn_read(struct conn *c);
  * CONN_IO_OK when |out| is empty afterwards. */
 enum conn_io conn_flush(struct conn *c);
 
+/* conn_handshake advances a server TLS handshake on |c->ssl|. Returns
+ * CONN_IO_OK when it is complete, CONN_IO_AGAIN while it waits for the
+ * socket (tls_read_wants says which way), CONN_IO_EOF or CONN_IO_ERROR
+ * when it failed. */
+enum conn_io conn_handshake(struct conn *c);
+
+/* conn_tls_pending says whether TLS holds decrypted bytes that no socket
+ * event will announce (level-triggered watchers see only the fd). */
+int conn_tls_pending(const struct conn *c);
+
 /* conn_set_events (re)starts the watcher with |events| (EV_READ,
  * EV_WRITE or both; 0 stops it), touching libev only on a change. */
 void conn_set_events(struct ev_loop *loop, struct conn *c, int events);
 
-/* conn_close stops the watcher, closes the fd and frees the buffers. */
+/* conn_close stops the watcher, frees the TLS state, closes the fd and
+ * frees the buffers. */
 void conn_close(struct ev_loop *loop, struct conn *c);
 
 #endif

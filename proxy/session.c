@@ -5,9 +5,15 @@
  *
  *   accept -> connect backend -> relay greeting -> command loop
  *     EHLO      forwarded; the capability list is rewritten on the way back
+ *     STARTTLS  answered by the proxy once every earlier reply is out; the
+ *               backend gets RSET so nothing learned before TLS survives
+ *     AUTH      forwarded; its SASL continuation lines are relayed raw
  *     DATA      forwarded; on 354 the injected headers go first, then the
  *               message streams through the DATA scanner
  *     QUIT/EOF  both sides closed
+ *
+ * On implicit-TLS listeners the handshake runs while the backend is
+ * being connected; its greeting waits until the handshake is done.
  *
  * Commands are forwarded as they arrive (PIPELINING intact). Each one
  * leaves an entry in a FIFO of expected replies; backend replies are
@@ -38,6 +44,7 @@
 #include "smtp_cmd.h"
 #include "smtp_reply.h"
 #include "snapshot.h"
+#include "tls.h"
 #include "worker.h"
 
 enum session_state {
@@ -46,12 +53,20 @@ enum session_state {
     STATE_COMMAND = 2,    /* the command loop */
     STATE_DATA_WAIT = 3,  /* DATA sent; client input held until its reply */
     STATE_DATA = 4,       /* relaying a message through the scanner */
-    STATE_CLOSING = 5,    /* backend gone; last reply going to the client */
-    STATE_DEAD = 6,       /* to be freed at the end of session_run */
+    STATE_AUTH_WAIT = 5,  /* AUTH sent; client input held until its reply */
+    STATE_CLOSING = 6,    /* backend gone; last reply going to the client */
+    STATE_DEAD = 7,       /* to be freed at the end of session_run */
 };
 
 static const char *const state_names[] = {
-    "connecting", "greeting", "command", "data-wait", "data", "closing", "dead",
+    "connecting", "greeting", "command", "data-wait", "data", "auth-wait", "closing", "dead",
+};
+
+/* TLS on the client side, orthogonal to the SMTP state. */
+enum client_tls {
+    CLIENT_TLS_OFF = 0,
+    CLIENT_TLS_HANDSHAKE = 1,
+    CLIENT_TLS_ON = 2,
 };
 
 /* What the next reply in the FIFO answers. */
@@ -61,8 +76,11 @@ enum pending_kind {
     PEND_DATA = 2,
     PEND_DOT = 3,   /* the end of a message */
     PEND_QUIT = 4,
-    PEND_OTHER = 5, /* relayed as it is */
-    PEND_LOCAL = 6, /* the proxy's own reply, |text| */
+    PEND_OTHER = 5,      /* relayed as it is */
+    PEND_LOCAL = 6,      /* the proxy's own reply, |text| */
+    PEND_STARTTLS = 7,   /* the proxy's 220, then the handshake */
+    PEND_RSET_QUIET = 8, /* RSET after STARTTLS; the client never sees it */
+    PEND_AUTH = 9,       /* AUTH or one of its continuation lines */
 };
 
 struct pending {
@@ -107,6 +125,19 @@ struct session {
     unsigned client_error : 1;        /* client unwritable: drop its output */
     unsigned backend_eof : 1;
     unsigned draining : 1;            /* proxy stopping: end at the next idle point */
+    unsigned starttls_queued : 1;     /* STARTTLS accepted: read no more commands */
+    unsigned starttls_ready : 1;      /* 220 queued: handshake once it is out */
+    unsigned helo_since_tls : 1;      /* EHLO/HELO given since TLS began */
+    unsigned auth_continuation : 1;   /* next client line answers a 334 */
+    unsigned authenticated : 1;       /* the backend said 235 */
+
+    enum client_tls tls;
+    const char *tls_mode;             /* "none", "starttls", "implicit" */
+    char tls_version[16];
+    char tls_cipher[64];
+    char tls_group[32];
+    char sni[256];                    /* raw; sanitised wherever it is written */
+    size_t injected_bytes;            /* plaintext sent after STARTTLS */
 
     unsigned messages_started;  /* 354 received */
     unsigned messages_accepted; /* 2xx after the final dot */
@@ -191,10 +222,38 @@ static void fifo_push(struct session *s, enum pending_kind kind, const char *tex
     s->fifo_len++;
 }
 
+static void forward(struct session *s, const char *line, size_t len, enum pending_kind kind);
+
+/* starttls_begin answers STARTTLS once every earlier reply is out
+ * (RFC 3207 4). Whatever the client sent after STARTTLS arrived as
+ * plaintext, before TLS protects anything: it is an injection attempt
+ * (CVE-2011-0411) and is discarded, never executed. */
+static void starttls_begin(struct session *s) {
+    if (s->client.in.len > 0) {
+        s->injected_bytes += s->client.in.len;
+        log_warning("session=%s event=starttls_injection client=%s bytes=%zu", s->id,
+                    s->client_ip, s->client.in.len);
+        buffer_free(&s->client.in);
+    }
+    to_client_str(s, "220 2.0.0 Ready to start TLS\r\n");
+    /* RFC 3207 4.2: forget everything learned before TLS, and make the
+     * backend forget the envelope too. */
+    s->helo[0] = '\0';
+    s->esmtp = 0;
+    s->helo_since_tls = 0;
+    forward(s, "RSET", 4, PEND_RSET_QUIET);
+    s->starttls_ready = 1;
+}
+
 /* drain_local writes the proxy's own replies that have reached the head
  * of the FIFO: nothing from the backend is owed before them. */
 static void drain_local(struct session *s) {
     struct pending *p;
+    if ((p = fifo_head(s)) != NULL && p->kind == PEND_STARTTLS) {
+        fifo_pop(s);
+        starttls_begin(s);
+        return;
+    }
     while ((p = fifo_head(s)) != NULL && p->kind == PEND_LOCAL) {
         to_client_str(s, p->text);
         int close_after = p->close_after;
@@ -207,16 +266,18 @@ static void drain_local(struct session *s) {
     }
 }
 
-/* reply_local queues the proxy's own reply to the current command. */
+/* reply_local queues the proxy's own reply to the current command; it
+ * is written once the command's line has left the input buffer and every
+ * earlier reply is out (process_command_line drains the FIFO). */
 static void reply_local(struct session *s, const char *text, int close_after) {
     fifo_push(s, PEND_LOCAL, text, close_after);
     if (close_after) {
         s->input_closed = 1;
     }
-    drain_local(s);
 }
 
 /* forward sends a command line to the backend and expects its reply. */
+
 static void forward(struct session *s, const char *line, size_t len,
                     enum pending_kind kind) {
     if (!buffer_append(&s->backend.out, line, len) ||
@@ -248,6 +309,7 @@ static void remember_helo(struct session *s, const struct smtp_cmd *cmd, int esm
     memcpy(s->helo, cmd->arg, n);
     s->helo[n] = '\0';
     s->esmtp = esmtp;
+    s->helo_since_tls = 1;
 }
 
 static void act_ehlo(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -316,10 +378,34 @@ static void act_bdat(struct session *s, const struct smtp_cmd *cmd, const char *
 
 static void act_starttls(struct session *s, const struct smtp_cmd *cmd,
                          const char *line, size_t len) {
-    (void)cmd;
     (void)line;
     (void)len;
-    reply_local(s, "502 5.5.1 STARTTLS is not offered on this port\r\n", 0);
+    if (s->tls == CLIENT_TLS_ON) {
+        reply_local(s, "554 5.5.1 Error: TLS already active\r\n", 0);
+    } else if (s->listener->tls != TLS_MODE_STARTTLS) {
+        reply_local(s, "502 5.5.1 STARTTLS is not offered on this port\r\n", 0);
+    } else if (cmd->arg_len > 0) {
+        reply_local(s, "501 5.5.4 Syntax: STARTTLS\r\n", 0);
+    } else {
+        s->starttls_queued = 1;
+        fifo_push(s, PEND_STARTTLS, NULL, 0);
+    }
+}
+
+static void act_auth(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)cmd;
+    if (s->listener->auth_requires_tls && s->tls != CLIENT_TLS_ON) {
+        /* RFC 4954 4 and 6: no credentials over plaintext. */
+        reply_local(s, "538 5.7.11 Encryption required for requested authentication "
+                       "mechanism\r\n", 0);
+        return;
+    }
+    forward(s, line, len, PEND_AUTH);
+    /* What follows may be SASL data, not commands: wait for the reply. */
+    if (!session_over(s)) {
+        session_set_state(s, STATE_AUTH_WAIT);
+    }
 }
 
 static void act_refuse_identity(struct session *s, const struct smtp_cmd *cmd,
@@ -334,16 +420,31 @@ static void act_refuse_identity(struct session *s, const struct smtp_cmd *cmd,
                 0);
 }
 
-static command_action *const command_table[VERB_COUNT] = {
-    [VERB_UNKNOWN] = act_forward,   [VERB_HELO] = act_helo,
-    [VERB_EHLO] = act_ehlo,         [VERB_MAIL] = act_mail,
-    [VERB_RCPT] = act_forward,      [VERB_DATA] = act_data,
-    [VERB_BDAT] = act_bdat,         [VERB_RSET] = act_forward,
-    [VERB_NOOP] = act_forward,      [VERB_QUIT] = act_quit,
-    [VERB_VRFY] = act_forward,      [VERB_EXPN] = act_forward,
-    [VERB_HELP] = act_forward,      [VERB_STARTTLS] = act_starttls,
-    [VERB_AUTH] = act_forward,      [VERB_XCLIENT] = act_refuse_identity,
-    [VERB_XFORWARD] = act_refuse_identity,
+/* What each verb does, and when it may be used. */
+struct command_rule {
+    command_action *action;
+    unsigned before_tls : 1; /* allowed before TLS where TLS is required */
+    unsigned needs_helo : 1; /* refused after STARTTLS until EHLO/HELO again */
+};
+
+static const struct command_rule command_table[VERB_COUNT] = {
+    [VERB_UNKNOWN] = {act_forward, 0, 0},
+    [VERB_HELO] = {act_helo, 1, 0},
+    [VERB_EHLO] = {act_ehlo, 1, 0},
+    [VERB_MAIL] = {act_mail, 0, 1},
+    [VERB_RCPT] = {act_forward, 0, 1},
+    [VERB_DATA] = {act_data, 0, 1},
+    [VERB_BDAT] = {act_bdat, 0, 1},
+    [VERB_RSET] = {act_forward, 1, 0},
+    [VERB_NOOP] = {act_forward, 1, 0},
+    [VERB_QUIT] = {act_quit, 1, 0},
+    [VERB_VRFY] = {act_forward, 0, 0},
+    [VERB_EXPN] = {act_forward, 0, 0},
+    [VERB_HELP] = {act_forward, 0, 0},
+    [VERB_STARTTLS] = {act_starttls, 1, 0},
+    [VERB_AUTH] = {act_auth, 0, 1},
+    [VERB_XCLIENT] = {act_refuse_identity, 1, 0},
+    [VERB_XFORWARD] = {act_refuse_identity, 1, 0},
 };
 
 /* ---- client input ---- */
@@ -362,10 +463,12 @@ static int process_command_line(struct session *s) {
         log_info("session=%s event=line_too_long limit=%zu", s->id, s->cfg->command_line_max);
         s->result = "line_too_long";
         reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
+        drain_local(s);
         return 0;
     case LINE_BAD_BYTE:
         buffer_consume(in, used);
         reply_local(s, "500 5.5.2 Syntax error: NUL or bare CR in command\r\n", 0);
+        drain_local(s);
         return 1;
     case LINE_OK:
         break;
@@ -373,8 +476,16 @@ static int process_command_line(struct session *s) {
     struct smtp_cmd cmd;
     smtp_cmd_parse(buffer_head(in), len, &cmd);
     log_debug("session=%s event=command verb=%s", s->id, smtp_verb_name(cmd.verb));
-    command_table[cmd.verb](s, &cmd, buffer_head(in), len);
+    const struct command_rule *rule = &command_table[cmd.verb];
+    if (s->listener->require_tls && s->tls != CLIENT_TLS_ON && !rule->before_tls) {
+        reply_local(s, "530 5.7.0 Must issue a STARTTLS command first\r\n", 0);
+    } else if (s->tls == CLIENT_TLS_ON && !s->helo_since_tls && rule->needs_helo) {
+        reply_local(s, "503 5.5.1 Error: send EHLO/HELO first\r\n", 0);
+    } else {
+        rule->action(s, &cmd, buffer_head(in), len);
+    }
     buffer_consume(in, used);
+    drain_local(s);
     return 1;
 }
 
@@ -404,6 +515,33 @@ static int process_data(struct session *s) {
     return 1;
 }
 
+/* process_auth_line relays one SASL response line (RFC 4954 4) as it is:
+ * it is base64 data, and must never be read as a command even when it
+ * happens to spell one. Returns 1 when a line was relayed. */
+static int process_auth_line(struct session *s) {
+    struct buffer *in = &s->client.in;
+    size_t len = 0, used = 0;
+    enum line_status st =
+        smtp_line_find(buffer_head(in), in->len, s->cfg->command_line_max, &len, &used);
+    if (st == LINE_INCOMPLETE) {
+        return 0;
+    }
+    if (st == LINE_TOO_LONG) {
+        s->result = "line_too_long";
+        reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
+        drain_local(s);
+        return 0;
+    }
+    s->auth_continuation = 0;
+    if (st == LINE_BAD_BYTE) {
+        forward(s, "*", 1, PEND_AUTH); /* cancels the exchange (RFC 4954 4) */
+    } else {
+        forward(s, buffer_head(in), len, PEND_AUTH);
+    }
+    buffer_consume(in, used);
+    return 1;
+}
+
 static void process_client_input(struct session *s) {
     struct buffer *in = &s->client.in;
     while (in->len > 0 && !session_over(s)) {
@@ -416,8 +554,14 @@ static void process_client_input(struct session *s) {
             }
             continue;
         }
+        if (s->state == STATE_AUTH_WAIT) {
+            if (!s->auth_continuation || !process_auth_line(s)) {
+                return;
+            }
+            continue;
+        }
         if (s->state != STATE_COMMAND || s->input_closed || s->fifo_len >= PIPELINE_MAX ||
-            s->draining) {
+            s->draining || s->starttls_queued || s->tls == CLIENT_TLS_HANDSHAKE) {
             return;
         }
         if (s->discard > 0) {
@@ -434,19 +578,35 @@ static void process_client_input(struct session *s) {
 
 /* ---- backend replies ---- */
 
+/* with_protocol is the Received "with" value (RFC 3848). */
+static const char *with_protocol(const struct session *s) {
+    if (!s->esmtp) {
+        return "SMTP";
+    }
+    if (s->tls == CLIENT_TLS_ON) {
+        return s->authenticated ? "ESMTPSA" : "ESMTPS";
+    }
+    return s->authenticated ? "ESMTPA" : "ESMTP";
+}
+
 static void write_injected_headers(struct session *s) {
     char id[48];
+    int tls = s->tls == CLIENT_TLS_ON;
     snprintf(id, sizeof(id), "%s.%u", s->id, s->messages_started);
     struct header_facts f = {
         .proxy_hostname = s->cfg->hostname,
         .helo = s->helo[0] ? s->helo : NULL,
         .client_addr = s->client_ip,
         .client_is_ipv6 = s->client_is_ipv6,
-        .protocol = s->esmtp ? "ESMTP" : "SMTP",
+        .protocol = with_protocol(s),
         .id = id,
         .listener = s->listener->name,
         .local_port = s->local_port,
-        .mode = "none",
+        .mode = tls ? s->tls_mode : "none",
+        .tls_version = tls ? s->tls_version : NULL,
+        .cipher = tls ? s->tls_cipher : NULL,
+        .group = tls && s->tls_group[0] ? s->tls_group : NULL,
+        .sni = tls && s->sni[0] ? s->sni : NULL,
         .status_name = s->cfg->status_header,
         .now = time(NULL),
     };
@@ -487,8 +647,9 @@ static void on_reply(struct session *s) {
     case PEND_EHLO:
         if (s->reply.code == 250) {
             struct ehlo_policy policy = {
-                .offer_starttls = 0,
-                .hide_auth = 0,
+                .offer_starttls = s->listener->tls == TLS_MODE_STARTTLS &&
+                                  s->tls == CLIENT_TLS_OFF,
+                .hide_auth = s->listener->auth_requires_tls && s->tls != CLIENT_TLS_ON,
                 .size_reserve = HEADERS_RESERVE,
             };
             if (!ehlo_rewrite(buffer_head(&s->reply.text), s->reply.text.len, &policy,
@@ -525,8 +686,23 @@ static void on_reply(struct session *s) {
         session_close_backend(s);
         session_set_state(s, STATE_CLOSING);
         return;
+    case PEND_RSET_QUIET:
+        if (s->reply.code != 250) {
+            log_warning("session=%s event=backend_rset_refused code=%d", s->id, s->reply.code);
+        }
+        break;
+    case PEND_AUTH:
+        relay_reply(s);
+        if (s->reply.code == 334) {
+            s->auth_continuation = 1; /* stay in AUTH_WAIT for the response */
+        } else {
+            s->authenticated = s->reply.code == 235;
+            session_set_state(s, STATE_COMMAND);
+        }
+        break;
     case PEND_OTHER:
     case PEND_LOCAL:
+    case PEND_STARTTLS:
         relay_reply(s);
         break;
     }
@@ -542,6 +718,11 @@ static void on_reply(struct session *s) {
 
 static void process_backend_input(struct session *s) {
     struct buffer *in = &s->backend.in;
+    /* Replies wait while the client's TLS is being set up: they must go
+     * out encrypted (the implicit-TLS greeting) or after the 220. */
+    if (s->tls == CLIENT_TLS_HANDSHAKE || s->starttls_ready) {
+        return;
+    }
     while (in->len > 0 && !session_over(s)) {
         if (s->client.out.len >= CONN_OUT_HIGH) {
             return; /* backpressure: the client must read first */
@@ -563,10 +744,82 @@ static void process_backend_input(struct session *s) {
     }
 }
 
+/* ---- TLS with the client ---- */
+
+static void tls_established(struct session *s) {
+    SSL *ssl = s->client.ssl;
+    s->tls = CLIENT_TLS_ON;
+    snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(ssl));
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+    snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
+             cipher ? SSL_CIPHER_standard_name(cipher) : "unknown");
+    const char *group = SSL_get_curve_name(SSL_get_curve_id(ssl));
+    snprintf(s->tls_group, sizeof(s->tls_group), "%s", group ? group : "");
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
+    char sni_log[80];
+    log_info("session=%s event=tls mode=%s version=%s cipher=%s group=%s sni=%s", s->id,
+             s->tls_mode, s->tls_version, s->tls_cipher, s->tls_group[0] ? s->tls_group : "-",
+             s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-");
+}
+
+/* tls_failed ends a session whose handshake failed. Nothing is said in
+ * plaintext (the client is speaking TLS) and there is no fallback to
+ * plaintext on this connection. */
+static void tls_failed(struct session *s, const char *reason) {
+    log_info("session=%s event=tls_handshake_failed client=%s listener=%s mode=%s reason=%s",
+             s->id, s->client_ip, s->listener->name, s->tls_mode, reason);
+    s->result = "tls_handshake_failed";
+    session_close_backend(s);
+    s->client_error = 1; /* nothing more may be written to it */
+    session_set_state(s, STATE_DEAD);
+}
+
+static void client_handshake(struct session *s) {
+    switch (conn_handshake(&s->client)) {
+    case CONN_IO_OK:
+        tls_established(s);
+        break;
+    case CONN_IO_AGAIN:
+        break;
+    case CONN_IO_EOF: {
+        char reason[128];
+        tls_describe_error(reason, sizeof(reason), "client_closed_connection");
+        tls_failed(s, reason);
+        break;
+    }
+    case CONN_IO_ERROR: {
+        char reason[128];
+        tls_describe_error(reason, sizeof(reason), "connection_error");
+        tls_failed(s, reason);
+        break;
+    }
+    }
+}
+
+/* start_client_tls switches the client connection to TLS (after the 220
+ * for STARTTLS, at once for implicit TLS). */
+static int start_client_tls(struct session *s, const char *mode) {
+    s->client.ssl = tls_new_server(s->snap->tls, (size_t)(s->listener - s->cfg->listeners),
+                                   s->client.fd);
+    if (s->client.ssl == NULL) {
+        log_error("session=%s event=tls_setup_failed", s->id);
+        return 0;
+    }
+    s->tls_mode = mode;
+    s->tls = CLIENT_TLS_HANDSHAKE;
+    s->starttls_ready = 0;
+    s->starttls_queued = 0;
+    return 1;
+}
+
 /* ---- running the machine ---- */
 
 static double current_timeout(const struct session *s) {
     const struct config *c = s->cfg;
+    if (s->tls == CLIENT_TLS_HANDSHAKE && !session_over(s)) {
+        return c->handshake_timeout;
+    }
     switch (s->state) {
     case STATE_CONNECTING:
         return c->connect_timeout;
@@ -579,6 +832,7 @@ static double current_timeout(const struct session *s) {
         return c->data_timeout;
     case STATE_COMMAND:
     case STATE_DATA_WAIT:
+    case STATE_AUTH_WAIT:
         break;
     }
     const struct pending *p = s->fifo_len ? &s->fifo[s->fifo_head] : NULL;
@@ -604,6 +858,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     if (session_over(s)) {
         s->result = s->result ? s->result : "closing_timeout";
         session_set_state(s, STATE_DEAD);
+    } else if (s->tls == CLIENT_TLS_HANDSHAKE) {
+        tls_failed(s, "handshake_timeout");
     } else if (waiting_for_backend(s)) {
         log_warning("session=%s event=backend_timeout state=%s", s->id,
                     state_names[s->state]);
@@ -659,16 +915,38 @@ static void check_end(struct session *s) {
     }
 }
 
+/* client_events derives the client watcher's mask from what the session
+ * wants and what TLS needs. */
+static int client_events(const struct session *s) {
+    const struct conn *c = &s->client;
+    if (s->client_error) {
+        return 0;
+    }
+    if (s->tls == CLIENT_TLS_HANDSHAKE) {
+        return c->tls_read_wants ? c->tls_read_wants : EV_READ;
+    }
+    int ev = 0;
+    if (c->out.len > 0) {
+        ev |= EV_WRITE;
+        if (c->tls_write_wants == EV_READ) {
+            ev |= EV_READ;
+        }
+    }
+    /* After the 220 to STARTTLS, the next bytes are the client's TLS
+     * handshake: leave them in the socket for the TLS library. */
+    if (!s->client_eof && !session_over(s) && c->in.len < CONN_IN_MAX &&
+        s->backend.out.len < CONN_OUT_HIGH && !s->input_closed && !s->starttls_ready) {
+        ev |= EV_READ;
+        if (c->tls_read_wants == EV_WRITE) {
+            ev |= EV_WRITE;
+        }
+    }
+    return ev;
+}
+
 static void update_events(struct session *s) {
     struct ev_loop *loop = s->worker->loop;
-    int cev = 0, bev = 0;
-    if (s->client.out.len > 0 && !s->client_error) {
-        cev |= EV_WRITE;
-    }
-    if (!s->client_eof && !session_over(s) && s->client.in.len < CONN_IN_MAX &&
-        s->backend.out.len < CONN_OUT_HIGH && !s->input_closed) {
-        cev |= EV_READ;
-    }
+    int cev = client_events(s), bev = 0;
     if (s->backend.fd >= 0) {
         if (s->backend.out.len > 0 || s->state == STATE_CONNECTING) {
             bev |= EV_WRITE;
@@ -680,16 +958,24 @@ static void update_events(struct session *s) {
     }
     conn_set_events(loop, &s->client, cev);
     conn_set_events(loop, &s->backend, bev);
+    /* Decrypted bytes already inside TLS make no socket event. */
+    if ((cev & EV_READ) && s->tls == CLIENT_TLS_ON && conn_tls_pending(&s->client)) {
+        ev_feed_event(loop, &s->client.io, EV_READ);
+    }
 }
 
 static void session_destroy(struct session *s) {
     struct ev_loop *loop = s->worker->loop;
     ev_timer_stop(loop, &s->timer);
-    log_info("session=%s event=end client=%s port=%u listener=%s helo=%s tls=none "
-             "messages=%u accepted=%u forged_removed=%u bytes_in=%llu bytes_out=%llu "
+    char helo[80], sni[80];
+    log_info("session=%s event=end client=%s port=%u listener=%s helo=%s tls=%s cipher=%s "
+             "sni=%s messages=%u accepted=%u forged_removed=%u bytes_in=%llu bytes_out=%llu "
              "result=%s duration=%.3f",
              s->id, s->client_ip, s->client_port, s->listener->name,
-             s->helo[0] ? log_sanitize((char[80]){0}, 80, s->helo, strlen(s->helo)) : "-",
+             s->helo[0] ? log_sanitize(helo, sizeof(helo), s->helo, strlen(s->helo)) : "-",
+             s->tls == CLIENT_TLS_ON ? s->tls_version : "none",
+             s->tls == CLIENT_TLS_ON ? s->tls_cipher : "-",
+             s->sni[0] ? log_sanitize(sni, sizeof(sni), s->sni, strlen(s->sni)) : "-",
              s->messages_started, s->messages_accepted, s->forged_removed,
              s->client.bytes_in, s->client.bytes_out, s->result ? s->result : "unknown",
              ev_now(loop) - s->started);
@@ -714,8 +1000,16 @@ static void session_run(struct session *s) {
         conn_flush(&s->backend) == CONN_IO_ERROR) {
         s->backend_eof = 1;
     }
-    if (!s->client_error && conn_flush(&s->client) == CONN_IO_ERROR) {
+    if (!s->client_error && s->tls != CLIENT_TLS_HANDSHAKE &&
+        conn_flush(&s->client) == CONN_IO_ERROR) {
         s->client_error = 1;
+    }
+    if (s->starttls_ready && s->client.out.len == 0 && !session_over(s) && !s->client_error) {
+        if (start_client_tls(s, "starttls")) {
+            client_handshake(s);
+        } else {
+            session_fail(s, "4.3.0", "TLS not available, try again later", "tls_setup_failed");
+        }
     }
     check_end(s);
     if (s->state == STATE_DEAD) {
@@ -744,7 +1038,9 @@ static void read_into(struct conn *c, unsigned *eof, unsigned *error) {
 static void on_client_io(struct ev_loop *loop, ev_io *w, int revents) {
     (void)loop;
     struct session *s = w->data;
-    if (revents & EV_READ) {
+    if (s->tls == CLIENT_TLS_HANDSHAKE) {
+        client_handshake(s);
+    } else if ((revents & EV_READ) || s->client.tls_read_wants == EV_WRITE) {
         unsigned eof = s->client_eof, err = s->client_error;
         read_into(&s->client, &eof, &err);
         s->client_eof = eof;
@@ -829,8 +1125,16 @@ void session_start(struct worker *w, int fd, const struct net_addr *peer,
     session_link(s, &w->sessions);
     w->nsessions++;
     w->sessions_started++;
+    s->tls_mode = "none";
     log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
              s->client_ip, s->client_port, s->listener->name, s->local_port);
+    if (s->listener->tls == TLS_MODE_IMPLICIT && !start_client_tls(s, "implicit")) {
+        s->client_error = 1;
+        s->result = "tls_setup_failed";
+        session_set_state(s, STATE_DEAD);
+        session_run(s);
+        return;
+    }
 
     int bfd = net_connect(&s->cfg->backend.addr);
     if (bfd < 0) {

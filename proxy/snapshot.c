@@ -8,22 +8,29 @@
 #include "snapshot.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+#include "tls.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct snapshot *current;
 static unsigned next_generation = 1;
 
 struct snapshot *snapshot_new(struct config *cfg, char *err, size_t errlen) {
-    (void)err;
-    (void)errlen;
     struct snapshot *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
+    struct tls_store *tls = s ? tls_store_new(cfg, err, errlen) : NULL;
+    if (s == NULL || tls == NULL) {
+        if (s == NULL) {
+            snprintf(err, errlen, "%s: out of memory", cfg->path);
+        }
+        free(s);
         config_free(cfg);
         return NULL;
     }
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
+    s->tls = tls;
     return s;
 }
 
@@ -50,6 +57,7 @@ void snapshot_release(struct snapshot *s) {
     if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1) {
         return;
     }
+    tls_store_free(s->tls);
     config_free(s->cfg);
     free(s);
 }

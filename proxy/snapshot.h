@@ -14,10 +14,13 @@
 
 #include "config.h"
 
+struct tls_store;
+
 struct snapshot {
     atomic_uint refs;
     unsigned generation;
     struct config *cfg;
+    struct tls_store *tls; /* certificates and listener SSL_CTXs */
 };
 
 /* snapshot_new wraps |cfg| (taking ownership) with one reference.
