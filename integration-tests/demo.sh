@@ -16,10 +16,12 @@ SINK=$!
 trap 'kill $SINK 2>/dev/null; wait $SINK 2>/dev/null || true' EXIT INT TERM
 cat <<TXT
 smtp-tls-proxy demo
-  proxy:    127.0.0.1:10025 (plain SMTP; embedded default configuration)
+  proxy:    embedded default configuration (= configs/loopback.conf)
+            127.0.0.1:10025 smtp (STARTTLS offered), 10587 submission
+            (STARTTLS required), 10465 submissions (implicit TLS)
   backend:  smtp-sink on 127.0.0.1:10026, messages written to $MAILDIR/
 Send a message from another terminal:
-  swaks --server 127.0.0.1:10025 --from a@example.org --to b@example.net \\
+  swaks --server 127.0.0.1:10025 --tls --from a@example.org --to b@example.net \\
         --header "X-TLS-Status: forged by the client"
 then read it:  cat $MAILDIR/*
 Ctrl-C stops the demo.

@@ -47,7 +47,7 @@ static void addr_text(const struct net_addr *a, char *out, size_t n, unsigned *p
     net_addr_format(a, out, n, port);
 }
 
-UNIT_TEST(config_real_loopback_file_parses_with_expected_values) {
+UNIT_TEST(config_real_loopback_file_has_three_tls_listeners_and_four_certificates) {
     const char *path = loopback_conf_path();
     char *text = read_all(path);
     CHECK(text != NULL);
@@ -72,17 +72,34 @@ UNIT_TEST(config_real_loopback_file_parses_with_expected_values) {
     CHECK_INT(c->backend.addr.ss.ss_family, AF_INET);
     CHECK_STR(a, "127.0.0.1");
     CHECK_INT(port, 10026);
-    CHECK_INT(c->nlisteners, 1);
-    if (c->nlisteners == 1) {
+    CHECK_INT(c->nlisteners, 3);
+    if (c->nlisteners == 3) {
         struct listener_config *l = &c->listeners[0];
         CHECK_STR(l->name, "smtp");
         CHECK_STR(l->address, "127.0.0.1:10025");
         CHECK_INT(l->kind, KIND_SMTP);
-        CHECK_INT(l->tls, TLS_MODE_NONE);
+        CHECK_INT(l->tls, TLS_MODE_STARTTLS);
         CHECK_INT(l->require_tls, 0);
         addr_text(&l->addr, a, sizeof(a), &port);
         CHECK_STR(a, "127.0.0.1");
         CHECK_INT(port, 10025);
+        l = &c->listeners[1];
+        CHECK_STR(l->name, "submission");
+        CHECK_STR(l->address, "127.0.0.1:10587");
+        CHECK_INT(l->kind, KIND_SUBMISSION);
+        CHECK_INT(l->tls, TLS_MODE_STARTTLS);
+        CHECK_INT(l->require_tls, 1);
+        l = &c->listeners[2];
+        CHECK_STR(l->name, "submissions");
+        CHECK_STR(l->address, "127.0.0.1:10465");
+        CHECK_INT(l->kind, KIND_SUBMISSIONS);
+        CHECK_INT(l->tls, TLS_MODE_IMPLICIT);
+        CHECK_INT(l->require_tls, 1);
+    }
+    CHECK_INT(c->ncerts, 4);
+    if (c->ncerts == 4) {
+        CHECK_STR(c->certs[0].name, "mx-ecdsa");
+        CHECK_INT(c->certs[0].is_default, 1);
     }
     config_free(c);
     free(text);
@@ -97,7 +114,7 @@ UNIT_TEST(config_load_reads_the_real_loopback_file) {
         return;
     }
     CHECK_STR(c->hostname, "mx.example.test");
-    CHECK_INT(c->nlisteners, 1);
+    CHECK_INT(c->nlisteners, 3);
     config_free(c);
 }
 
@@ -121,7 +138,7 @@ UNIT_TEST(config_embedded_default_equals_loopback_file_and_parses) {
     CHECK(c != NULL);
     if (c != NULL) {
         CHECK_STR(c->hostname, "mx.example.test");
-        CHECK_INT(c->nlisteners, 1);
+        CHECK_INT(c->nlisteners, 3);
         CHECK_STR(c->backend.address, "127.0.0.1:10026");
     } else {
         unit_fail(__FILE__, __LINE__, "error: %s", err);
