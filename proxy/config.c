@@ -29,6 +29,7 @@ enum section_type {
     SECTION_LISTENER,
     SECTION_TLS,
     SECTION_CERTIFICATE,
+    SECTION_GEOIP,
 };
 
 /* One parser state: where we are, what to say on error. */
@@ -64,6 +65,11 @@ const char *listener_kind_name(enum listener_kind kind) {
 
 const char *tls_mode_name(enum tls_mode mode) {
     static const char *const names[] = {"none", "starttls", "implicit"};
+    return names[mode];
+}
+
+const char *identity_mode_name(enum identity_mode mode) {
+    static const char *const names[] = {"none", "xclient", "proxy-v1", "proxy-v2"};
     return names[mode];
 }
 
@@ -222,7 +228,52 @@ static int parse_tls_version(struct parse *p, const char *v, int *out) {
     return fail(p, "expected TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3, got \"%s\"", v);
 }
 
-/* parse_names splits "a.example, *.b.example" into lower-case names. */
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+/* valid_dns_name accepts letters, digits and '-' in non-empty labels of
+ * at most 63 octets, optionally led by a whole "*" label (a wildcard one
+ * label deep); at most 253 octets. */
+static int valid_dns_name(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > 253) {
+        return 0;
+    }
+    const char *label = name;
+    if (name[0] == '*') {
+        if (name[1] != '.' || name[2] == '\0') {
+            return 0;
+        }
+        label = name + 2;
+    }
+    for (;;) {
+        size_t len = strcspn(label, ".");
+        if (len == 0 || len > 63) {
+            return 0;
+        }
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)label[i];
+            if (!(isalnum(c) || c == '-')) {
+                return 0;
+            }
+        }
+        if (label[len] == '\0') {
+            return 1;
+        }
+        label += len + 1;
+    }
+}
+
+/* parse_names splits "a.example, *.b.example" (comma-separated) into
+ * lower-case names. */
 static int parse_names(struct parse *p, const char *v, char ***out, size_t *out_n) {
     char *copy = strdup(v);
     if (copy == NULL) {
@@ -230,16 +281,12 @@ static int parse_names(struct parse *p, const char *v, char ***out, size_t *out_
     }
     int ok = 1;
     char *save = NULL;
-    for (char *tok = strtok_r(copy, ", \t", &save); ok && tok != NULL;
-         tok = strtok_r(NULL, ", \t", &save)) {
-        size_t n = strlen(tok);
-        for (size_t i = 0; i < n && ok; i++) {
-            unsigned char c = (unsigned char)tok[i];
-            ok = isalnum(c) || c == '-' || c == '.' || (c == '*' && i == 0 && tok[1] == '.');
-        }
-        if (!ok || n > 253) {
-            fail(p, "\"%s\" is not a DNS name (a wildcard is \"*.\" and a domain)", tok);
-            ok = 0;
+    for (char *tok = strtok_r(copy, ",", &save); ok && tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        tok = trim(tok);
+        if (!valid_dns_name(tok)) {
+            ok = fail(p, "\"%s\" is not a DNS name (names are comma-separated; a wildcard "
+                         "is \"*.\" and a domain)", tok);
             break;
         }
         char **grown = realloc(*out, (*out_n + 1) * sizeof(char *));
@@ -343,6 +390,14 @@ static int set_backend_key(struct parse *p, const char *k, const char *v) {
     struct backend_config *b = &p->cfg->backend;
     if (strcmp(k, "address") == 0) {
         return parse_address(p, v, &b->addr, &b->address);
+    } else if (strcmp(k, "identity") == 0) {
+        for (int m = IDENTITY_NONE; m <= IDENTITY_PROXY_V2; m++) {
+            if (strcasecmp(v, identity_mode_name((enum identity_mode)m)) == 0) {
+                b->identity = (enum identity_mode)m;
+                return 1;
+            }
+        }
+        return fail(p, "identity must be none, xclient, proxy-v1 or proxy-v2, got \"%s\"", v);
     }
     return fail(p, "unknown key \"%s\" in [backend]", k);
 }
@@ -377,6 +432,16 @@ static int set_tls_key(struct parse *p, const char *k, const char *v) {
         return parse_string(p, v, &c->groups);
     }
     return fail(p, "unknown key \"%s\" in [tls]", k);
+}
+
+static int set_geoip_key(struct parse *p, const char *k, const char *v) {
+    struct config *c = p->cfg;
+    if (strcmp(k, "country_db") == 0) {
+        return parse_string(p, v, &c->geoip_country_db);
+    } else if (strcmp(k, "asn_db") == 0) {
+        return parse_string(p, v, &c->geoip_asn_db);
+    }
+    return fail(p, "unknown key \"%s\" in [geoip]", k);
 }
 
 static int set_cert_key(struct parse *p, const char *k, const char *v) {
@@ -492,6 +557,14 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_TLS;
         return 1;
     }
+    if (strcmp(name, "geoip") == 0) {
+        if (p->cfg->geoip_line != 0) {
+            return fail(p, "[geoip] is defined twice");
+        }
+        p->cfg->geoip_line = p->line;
+        p->section = SECTION_GEOIP;
+        return 1;
+    }
     if ((arg = section_argument(name, "listener")) != NULL) {
         p->section = SECTION_LISTENER;
         return open_listener(p, arg);
@@ -500,19 +573,8 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_CERTIFICATE;
         return open_certificate(p, arg);
     }
-    return fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], "
+    return fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], [geoip], "
                    "[listener NAME] or [certificate NAME])", name);
-}
-
-static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') {
-        s++;
-    }
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) {
-        s[--n] = '\0';
-    }
-    return s;
 }
 
 /* parse_line handles one line of the file (modified in place). */
@@ -550,6 +612,8 @@ static int parse_line(struct parse *p, char *line) {
         return set_tls_key(p, key, value);
     case SECTION_CERTIFICATE:
         return set_cert_key(p, key, value);
+    case SECTION_GEOIP:
+        return set_geoip_key(p, key, value);
     case SECTION_NONE:
         break;
     }
@@ -763,6 +827,8 @@ void config_free(struct config *c) {
     }
     free(c->certs);
     free(c->groups);
+    free(c->geoip_country_db);
+    free(c->geoip_asn_db);
     free(c->listeners);
     free(c->backend.address);
     free(c->hostname);
