@@ -3,11 +3,13 @@
  *
  *   [proxy]             hostname, status_header, workers, log_level,
  *                       limits and timeouts
- *   [backend]           address (host:port, [v6]:port or a unix path)
+ *   [backend]           address (host:port, [v6]:port or a unix path),
+ *                       identity (none, xclient, proxy-v1, proxy-v2)
  *   [listener NAME]     address, kind, tls, require_tls, min_tls_version,
  *                       ciphers, auth_requires_tls (one per listener)
  *   [tls]               handshake_timeout, groups
  *   [certificate NAME]  cert, key, names, default (any number)
+ *   [geoip]             country_db, asn_db
  *
  * Parsing is separate from everything that acts on the result, so `-t`
  * and reload check a file without touching the running proxy. Every
@@ -66,9 +68,18 @@ struct cert_config {
     int line;
 };
 
+/* How the backend learns who the client is (DESIGN 3.6). */
+enum identity_mode {
+    IDENTITY_NONE = 0,
+    IDENTITY_XCLIENT = 1,  /* Postfix XCLIENT after the greeting */
+    IDENTITY_PROXY_V1 = 2, /* HAProxy PROXY protocol, text */
+    IDENTITY_PROXY_V2 = 3, /* HAProxy PROXY protocol, binary */
+};
+
 struct backend_config {
     char *address;
     struct net_addr addr;
+    enum identity_mode identity;
 };
 
 struct config {
@@ -97,6 +108,9 @@ struct config {
     struct backend_config backend;
     struct cert_config *certs;
     size_t ncerts;
+    char *geoip_country_db; /* NULL: no country lookups */
+    char *geoip_asn_db;     /* NULL: no AS lookups */
+    int geoip_line;
 };
 
 /* config_parse reads configuration text |text| named |path| (for
@@ -122,6 +136,7 @@ void net_addr_format(const struct net_addr *a, char *out, size_t outlen,
 
 const char *listener_kind_name(enum listener_kind kind);
 const char *tls_mode_name(enum tls_mode mode);
+const char *identity_mode_name(enum identity_mode mode);
 /* tls_version_name gives "TLSv1.2" for CONFIG_TLS1_2 and so on. */
 const char *tls_version_name(int version);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "geoip.h"
 #include "tls.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -20,10 +21,12 @@ static unsigned next_generation = 1;
 struct snapshot *snapshot_new(struct config *cfg, char *err, size_t errlen) {
     struct snapshot *s = calloc(1, sizeof(*s));
     struct tls_store *tls = s ? tls_store_new(cfg, err, errlen) : NULL;
-    if (s == NULL || tls == NULL) {
+    struct geoip *geoip = tls ? geoip_open(cfg, err, errlen) : NULL;
+    if (s == NULL || tls == NULL || geoip == NULL) {
         if (s == NULL) {
             snprintf(err, errlen, "%s: out of memory", cfg->path);
         }
+        tls_store_free(tls);
         free(s);
         config_free(cfg);
         return NULL;
@@ -31,6 +34,7 @@ struct snapshot *snapshot_new(struct config *cfg, char *err, size_t errlen) {
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
     s->tls = tls;
+    s->geoip = geoip;
     return s;
 }
 
@@ -58,6 +62,7 @@ void snapshot_release(struct snapshot *s) {
         return;
     }
     tls_store_free(s->tls);
+    geoip_close(s->geoip);
     config_free(s->cfg);
     free(s);
 }

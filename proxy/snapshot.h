@@ -15,12 +15,14 @@
 #include "config.h"
 
 struct tls_store;
+struct geoip;
 
 struct snapshot {
     atomic_uint refs;
     unsigned generation;
     struct config *cfg;
     struct tls_store *tls; /* certificates and listener SSL_CTXs */
+    struct geoip *geoip;   /* country and AS databases */
 };
 
 /* snapshot_new wraps |cfg| (taking ownership) with one reference.
