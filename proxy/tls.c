@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <openssl/ec.h>
+#include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pool.h>
@@ -32,6 +34,7 @@ struct tls_cert {
     size_t nchain;
     EVP_PKEY *key;
     enum sni_key key_type;
+    enum ecdsa_curve curve; /* ECDSA keys */
 };
 
 struct tls_store {
@@ -43,6 +46,9 @@ struct tls_store {
     SSL_CTX **listener_ctx;           /* NULL for plaintext listeners */
     size_t nlisteners;
 };
+
+/* TLS 1.2 and older on submission kinds, unless configured. */
+#define SUBMISSION_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
 
 /* The store an SSL_CTX belongs to, for the callback. */
 static int store_ex_index = -1;
@@ -143,6 +149,20 @@ static int read_key(struct load *l, struct tls_cert *c, X509 *leaf) {
     switch (EVP_PKEY_id(c->key)) {
     case EVP_PKEY_EC:
         c->key_type = SNI_KEY_ECDSA;
+        switch (EC_GROUP_get_curve_name(EC_KEY_get0_group(EVP_PKEY_get0_EC_KEY(c->key)))) {
+        case NID_X9_62_prime256v1:
+            c->curve = ECDSA_P256;
+            break;
+        case NID_secp384r1:
+            c->curve = ECDSA_P384;
+            break;
+        case NID_secp521r1:
+            c->curve = ECDSA_P521;
+            break;
+        default:
+            return load_fail(l, cc->line, "[certificate %s]: ECDSA keys must be on P-256, "
+                                          "P-384 or P-521", cc->name);
+        }
         break;
     case EVP_PKEY_RSA:
         c->key_type = SNI_KEY_RSA;
@@ -256,18 +276,24 @@ static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *
     if (e == NULL) {
         return ssl_select_cert_error;
     }
-    const uint8_t *sigalgs = NULL, *versions = NULL;
-    size_t sigalgs_len = 0, versions_len = 0;
+    struct tls_hello_view view = {
+        .suites = hello->cipher_suites,
+        .suites_len = hello->cipher_suites_len,
+    };
     if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_signature_algorithms,
-                                              &sigalgs, &sigalgs_len)) {
-        sigalgs = NULL;
+                                              &view.sigalgs, &view.sigalgs_len)) {
+        view.sigalgs = NULL;
     }
     if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_supported_versions,
-                                              &versions, &versions_len)) {
-        versions = NULL;
+                                              &view.versions, &view.versions_len)) {
+        view.versions = NULL;
     }
-    int ecdsa_ok = tls_hello_accepts_ecdsa(sigalgs, sigalgs_len, versions, versions_len,
-                                           hello->cipher_suites, hello->cipher_suites_len);
+    if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_supported_groups,
+                                              &view.groups, &view.groups_len)) {
+        view.groups = NULL;
+    }
+    size_t ecdsa = e->cert[SNI_KEY_ECDSA];
+    int ecdsa_ok = ecdsa != SNI_NONE && tls_hello_accepts_ecdsa(&view, s->certs[ecdsa].curve);
     const struct tls_cert *c = &s->certs[sni_choose(e, ecdsa_ok)];
     if (!SSL_set_chain_and_key(ssl, c->chain, c->nchain, c->key, NULL)) {
         return ssl_select_cert_error;
@@ -296,9 +322,16 @@ static SSL_CTX *listener_ctx(struct load *l, struct tls_store *s,
     /* BoringSSL refuses renegotiation as a server and has 0-RTT off
      * unless enabled; say so explicitly for readers of this file. */
     SSL_CTX_set_early_data_enabled(ctx, 0);
-    if (lc->ciphers != NULL && !SSL_CTX_set_strict_cipher_list(ctx, lc->ciphers)) {
+    /* Submission clients are MUAs that all do ECDHE: there, only forward
+     * secret suites by default. Port 25 keeps the library's broad list,
+     * since any TLS beats the plaintext fallback. */
+    const char *ciphers = lc->ciphers;
+    if (ciphers == NULL && lc->kind != KIND_SMTP) {
+        ciphers = SUBMISSION_CIPHERS;
+    }
+    if (ciphers != NULL && !SSL_CTX_set_strict_cipher_list(ctx, ciphers)) {
         load_fail(l, lc->line, "[listener %s]: cipher list \"%s\" names a cipher this "
-                               "TLS library does not know", lc->name, lc->ciphers);
+                               "TLS library does not know", lc->name, ciphers);
         SSL_CTX_free(ctx);
         return NULL;
     }

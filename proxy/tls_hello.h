@@ -2,7 +2,7 @@
  * tls_hello.h - reading the part of a ClientHello that chooses between
  * an ECDSA and an RSA certificate for the same name.
  *
- * Pure functions over extension bytes (as SSL_early_callback_ctx_
+ * Pure functions over extension bodies (as SSL_early_callback_ctx_
  * extension_get returns them), so hostile input is unit-tested without
  * a handshake.
  */
@@ -12,15 +12,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* tls_hello_accepts_ecdsa says whether a client can authenticate an
- * ECDSA certificate. |sigalgs| is the signature_algorithms extension
- * body (NULL when absent), |versions| the supported_versions body (NULL
- * when absent) and |suites| the cipher suite list.
- *  - TLS 1.3 (0x0304 offered): an ECDSA signature algorithm suffices.
- *  - TLS 1.2 and older: an ECDHE_ECDSA cipher suite is needed too, and,
- *    when signature_algorithms is sent, an ECDSA algorithm in it. */
-int tls_hello_accepts_ecdsa(const uint8_t *sigalgs, size_t sigalgs_len,
-                            const uint8_t *versions, size_t versions_len,
-                            const uint8_t *suites, size_t suites_len);
+/* The curves an ECDSA certificate key can be on. */
+enum ecdsa_curve {
+    ECDSA_P256 = 0,
+    ECDSA_P384 = 1,
+    ECDSA_P521 = 2,
+};
+
+/* What the ClientHello offered; a NULL pointer means the extension was
+ * absent. Extension bodies are as on the wire (with their own length
+ * prefixes); |suites| is the cipher suite list without its prefix. */
+struct tls_hello_view {
+    const uint8_t *sigalgs;  /* signature_algorithms */
+    size_t sigalgs_len;
+    const uint8_t *versions; /* supported_versions */
+    size_t versions_len;
+    const uint8_t *groups;   /* supported_groups */
+    size_t groups_len;
+    const uint8_t *suites;
+    size_t suites_len;
+};
+
+/* tls_hello_accepts_ecdsa says whether the client can verify an ECDSA
+ * certificate whose key is on |curve|.
+ *  - TLS 1.3 (0x0304 offered, signature_algorithms sent): the ECDSA
+ *    algorithm for that very curve must be offered (RFC 8446 4.2.3 ties
+ *    each ECDSA algorithm to one curve).
+ *  - TLS 1.2 and older: an ECDHE_ECDSA cipher suite, an ECDSA algorithm
+ *    when signature_algorithms is sent, and the curve among the
+ *    supported groups when those are sent (RFC 8422 5.1). */
+int tls_hello_accepts_ecdsa(const struct tls_hello_view *h, enum ecdsa_curve curve);
 
 #endif

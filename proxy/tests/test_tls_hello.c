@@ -32,19 +32,31 @@ static uint8_t *copy_exact(const uint8_t *p, size_t n) {
     return q;
 }
 
-static int accepts(const uint8_t *sa, size_t sa_len, const uint8_t *sv, size_t sv_len,
-                   const uint8_t *cs, size_t cs_len) {
-    uint8_t *a = copy_exact(sa, sa_len);
-    uint8_t *v = copy_exact(sv, sv_len);
-    uint8_t *c = copy_exact(cs, cs_len);
-    int r = tls_hello_accepts_ecdsa(a, sa_len, v, sv_len, c, cs_len);
-    uint8_t *blocks[3] = {a, v, c};
-    for (int i = 0; i < 3; i++) {
+/* accepts_groups runs the check for a key on |curve| with every block
+ * copied into an allocation of exactly its size (ASan sees overreads). */
+static int accepts_groups(const uint8_t *sa, size_t sa_len, const uint8_t *sv, size_t sv_len,
+                          const uint8_t *gr, size_t gr_len, const uint8_t *cs, size_t cs_len,
+                          enum ecdsa_curve curve) {
+    struct tls_hello_view h = {
+        .sigalgs = copy_exact(sa, sa_len), .sigalgs_len = sa_len,
+        .versions = copy_exact(sv, sv_len), .versions_len = sv_len,
+        .groups = copy_exact(gr, gr_len), .groups_len = gr_len,
+        .suites = copy_exact(cs, cs_len), .suites_len = cs_len,
+    };
+    int r = tls_hello_accepts_ecdsa(&h, curve);
+    const uint8_t *blocks[4] = {h.sigalgs, h.versions, h.groups, h.suites};
+    for (int i = 0; i < 4; i++) {
         if (blocks[i] != empty_block) {
-            free(blocks[i]);
+            free((void *)blocks[i]);
         }
     }
     return r;
+}
+
+/* accepts: a P-256 key, no supported_groups extension. */
+static int accepts(const uint8_t *sa, size_t sa_len, const uint8_t *sv, size_t sv_len,
+                   const uint8_t *cs, size_t cs_len) {
+    return accepts_groups(sa, sa_len, sv, sv_len, NULL, 0, cs, cs_len, ECDSA_P256);
 }
 
 #define B(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
@@ -280,4 +292,36 @@ UNIT_TEST(tls_hello_random_bytes_are_safe) {
             break;
         }
     }
+}
+
+/* ---- the key's curve (RFC 8446 4.2.3, RFC 8422 5.1) ---- */
+
+UNIT_TEST(tls_hello_tls13_p384_only_client_refuses_a_p256_key_and_accepts_a_p384_key) {
+    const uint8_t sigalgs[] = {0x00, 0x04, 0x05, 0x03, 0x08, 0x04};
+    const uint8_t versions[] = {0x02, 0x03, 0x04};
+    CHECK_INT(accepts_groups(sigalgs, sizeof(sigalgs), versions, sizeof(versions), NULL, 0,
+                             NULL, 0, ECDSA_P256), 0);
+    CHECK_INT(accepts_groups(sigalgs, sizeof(sigalgs), versions, sizeof(versions), NULL, 0,
+                             NULL, 0, ECDSA_P384), 1);
+}
+
+UNIT_TEST(tls_hello_tls12_needs_the_key_curve_among_supported_groups) {
+    const uint8_t sigalgs[] = {0x00, 0x02, 0x04, 0x03};
+    const uint8_t p384_only[] = {0x00, 0x02, 0x00, 0x18};
+    const uint8_t x25519_p256[] = {0x00, 0x04, 0x00, 0x1d, 0x00, 0x17};
+    const uint8_t suites[] = {0xC0, 0x2B};
+    CHECK_INT(accepts_groups(sigalgs, sizeof(sigalgs), NULL, 0, p384_only, sizeof(p384_only),
+                             suites, sizeof(suites), ECDSA_P256), 0);
+    CHECK_INT(accepts_groups(sigalgs, sizeof(sigalgs), NULL, 0, x25519_p256,
+                             sizeof(x25519_p256), suites, sizeof(suites), ECDSA_P256), 1);
+    CHECK_INT(accepts_groups(sigalgs, sizeof(sigalgs), NULL, 0, p384_only, sizeof(p384_only),
+                             suites, sizeof(suites), ECDSA_P384), 1);
+}
+
+UNIT_TEST(tls_hello_malformed_supported_groups_refuse_ecdsa_for_tls12) {
+    const uint8_t sigalgs[] = {0x00, 0x02, 0x04, 0x03};
+    const uint8_t bad_groups[] = {0x00, 0x09, 0x00, 0x17};
+    const uint8_t suites[] = {0xC0, 0x2B};
+    CHECK_INT(accepts_groups(sigalgs, sizeof(sigalgs), NULL, 0, bad_groups, sizeof(bad_groups),
+                             suites, sizeof(suites), ECDSA_P256), 0);
 }
