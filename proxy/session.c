@@ -38,10 +38,13 @@
 #include "conn.h"
 #include "data_scan.h"
 #include "ehlo.h"
+#include "geoip.h"
 #include "headers.h"
+#include "identity.h"
 #include "log.h"
 #include "net.h"
 #include "smtp_cmd.h"
+#include "scope.h"
 #include "smtp_reply.h"
 #include "snapshot.h"
 #include "tls.h"
@@ -81,6 +84,7 @@ enum pending_kind {
     PEND_STARTTLS = 7,   /* the proxy's 220, then the handshake */
     PEND_RSET_QUIET = 8, /* RSET after STARTTLS; the client never sees it */
     PEND_AUTH = 9,       /* AUTH or one of its continuation lines */
+    PEND_XCLIENT = 10,   /* the proxy's XCLIENT; its 220 becomes the greeting */
 };
 
 struct pending {
@@ -107,6 +111,10 @@ struct session {
     struct conn backend;
     char client_ip[64];
     unsigned client_port;
+    struct net_addr client_addr;
+    struct net_addr local_addr;
+    struct geoip_result geo;
+    enum addr_scope scope;
     int client_is_ipv6;
     unsigned local_port;
 
@@ -138,6 +146,7 @@ struct session {
     char tls_group[32];
     char sni[256];                    /* raw; sanitised wherever it is written */
     size_t injected_bytes;            /* plaintext sent after STARTTLS */
+    ev_tstamp tls_deadline;           /* the handshake must be done by then */
 
     unsigned messages_started;  /* 354 received */
     unsigned messages_accepted; /* 2xx after the final dot */
@@ -386,6 +395,12 @@ static void act_starttls(struct session *s, const struct smtp_cmd *cmd,
         reply_local(s, "502 5.5.1 STARTTLS is not offered on this port\r\n", 0);
     } else if (cmd->arg_len > 0) {
         reply_local(s, "501 5.5.4 Syntax: STARTTLS\r\n", 0);
+    } else if (s->authenticated) {
+        /* RFC 3207 4.2 wants everything learned before TLS forgotten, but
+         * the backend cannot be made to forget a successful AUTH (RSET
+         * keeps it): rather than carry a plaintext login into TLS, refuse.
+         * Only reachable with auth_requires_tls = no. */
+        reply_local(s, "503 5.5.1 Error: STARTTLS is not allowed after AUTH\r\n", 0);
     } else {
         s->starttls_queued = 1;
         fifo_push(s, PEND_STARTTLS, NULL, 0);
@@ -607,6 +622,9 @@ static void write_injected_headers(struct session *s) {
         .cipher = tls ? s->tls_cipher : NULL,
         .group = tls && s->tls_group[0] ? s->tls_group : NULL,
         .sni = tls && s->sni[0] ? s->sni : NULL,
+        .country = s->geo.country[0] ? s->geo.country : NULL,
+        .scope = addr_scope_name(s->scope),
+        .asn = s->geo.asn,
         .status_name = s->cfg->status_header,
         .now = time(NULL),
     };
@@ -617,6 +635,37 @@ static void write_injected_headers(struct session *s) {
 
 static void relay_reply(struct session *s) {
     to_client(s, buffer_head(&s->reply.text), s->reply.text.len);
+}
+
+/* first_line_length is the length of a reply's first line without CRLF,
+ * for logs (the text is sanitised by the caller's format). */
+static size_t first_line_length(const struct smtp_reply *r) {
+    const char *p = buffer_head(&r->text);
+    size_t n = 0;
+    while (n < r->text.len && n < 200 && p[n] != '\r' && p[n] >= 0x20 && p[n] < 0x7f &&
+           p[n] != '"') {
+        n++;
+    }
+    return n;
+}
+
+/* send_xclient tells a Postfix-style backend who the client is, right
+ * after its greeting and before the client sees anything (DESIGN 3.6).
+ * One command carries everything: Postfix authorises XCLIENT against the
+ * address it currently believes, so a second one would be refused. HELO
+ * and PROTO are left to the client's own EHLO, which the backend sees and
+ * which replaces them anyway. */
+static void send_xclient(struct session *s) {
+    struct xclient_facts f = {
+        .client = &s->client_addr,
+        .local = s->local_addr.len ? &s->local_addr : NULL,
+    };
+    if (!xclient_command(&f, &s->backend.out)) {
+        session_fail(s, "4.3.0", "Cannot pass the client's identity, try again later",
+                     "xclient_failed");
+        return;
+    }
+    fifo_push(s, PEND_XCLIENT, NULL, 0);
 }
 
 /* on_reply acts on one complete backend reply, matched to its command. */
@@ -641,6 +690,25 @@ static void on_reply(struct session *s) {
     fifo_pop(s);
     switch (kind) {
     case PEND_GREETING:
+        if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
+            send_xclient(s);
+            return;
+        }
+        relay_reply(s);
+        session_set_state(s, STATE_COMMAND);
+        break;
+    case PEND_XCLIENT:
+        if (s->reply.code != 220) {
+            /* The backend would treat the client as the proxy, which it
+             * usually trusts (mynetworks): never go on without XCLIENT. */
+            log_error("session=%s event=xclient_refused code=%d reply=\"%.*s\"", s->id,
+                      s->reply.code, (int)first_line_length(&s->reply), buffer_head(&s->reply.text));
+            session_fail(s, "4.3.0", "Mail backend refused the client's identity, try again later",
+                         "xclient_refused");
+            return;
+        }
+        /* XCLIENT restarts the backend's session: its new 220 is the
+         * greeting the client sees (XCLIENT_README). */
         relay_reply(s);
         session_set_state(s, STATE_COMMAND);
         break;
@@ -696,7 +764,11 @@ static void on_reply(struct session *s) {
         if (s->reply.code == 334) {
             s->auth_continuation = 1; /* stay in AUTH_WAIT for the response */
         } else {
-            s->authenticated = s->reply.code == 235;
+            /* A refused AUTH (e.g. 503 "already authenticated") leaves an
+             * earlier success standing. */
+            if (s->reply.code == 235) {
+                s->authenticated = 1;
+            }
             session_set_state(s, STATE_COMMAND);
         }
         break;
@@ -808,6 +880,9 @@ static int start_client_tls(struct session *s, const char *mode) {
     }
     s->tls_mode = mode;
     s->tls = CLIENT_TLS_HANDSHAKE;
+    /* A deadline, not an idle timer: a client dripping its handshake a
+     * byte at a time must not hold the connection. */
+    s->tls_deadline = ev_now(s->worker->loop) + s->cfg->handshake_timeout;
     s->starttls_ready = 0;
     s->starttls_queued = 0;
     return 1;
@@ -818,7 +893,8 @@ static int start_client_tls(struct session *s, const char *mode) {
 static double current_timeout(const struct session *s) {
     const struct config *c = s->cfg;
     if (s->tls == CLIENT_TLS_HANDSHAKE && !session_over(s)) {
-        return c->handshake_timeout;
+        double left = s->tls_deadline - ev_now(s->worker->loop);
+        return left > 0.001 ? left : 0.001;
     }
     switch (s->state) {
     case STATE_CONNECTING:
@@ -964,14 +1040,29 @@ static void update_events(struct session *s) {
     }
 }
 
+/* as_org_for_log makes an AS organisation ("Example Networks, Inc.")
+ * one safe log token. */
+static const char *as_org_for_log(char *out, size_t outlen, const char *org) {
+    log_sanitize(out, outlen, org, strlen(org));
+    for (size_t i = 0; org[i] != '\0' && i + 1 < outlen; i++) {
+        if (org[i] == ' ') {
+            out[i] = '_';
+        }
+    }
+    return out;
+}
+
 static void session_destroy(struct session *s) {
     struct ev_loop *loop = s->worker->loop;
     ev_timer_stop(loop, &s->timer);
-    char helo[80], sni[80];
-    log_info("session=%s event=end client=%s port=%u listener=%s helo=%s tls=%s cipher=%s "
+    char helo[80], sni[80], org[100];
+    log_info("session=%s event=end client=%s port=%u listener=%s scope=%s country=%s asn=%lu "
+             "as_org=\"%s\" helo=%s tls=%s cipher=%s "
              "sni=%s messages=%u accepted=%u forged_removed=%u bytes_in=%llu bytes_out=%llu "
              "result=%s duration=%.3f",
-             s->id, s->client_ip, s->client_port, s->listener->name,
+             s->id, s->client_ip, s->client_port, s->listener->name, addr_scope_name(s->scope),
+             s->geo.country[0] ? s->geo.country : "-", s->geo.asn,
+             as_org_for_log(org, sizeof(org), s->geo.as_org),
              s->helo[0] ? log_sanitize(helo, sizeof(helo), s->helo, strlen(s->helo)) : "-",
              s->tls == CLIENT_TLS_ON ? s->tls_version : "none",
              s->tls == CLIENT_TLS_ON ? s->tls_cipher : "-",
@@ -1091,12 +1182,38 @@ void session_shutdown(struct session *s) {
 }
 
 static void describe_endpoints(struct session *s, int fd, const struct net_addr *peer) {
+    s->client_addr = *peer;
     net_addr_format(peer, s->client_ip, sizeof(s->client_ip), &s->client_port);
     s->client_is_ipv6 = strchr(s->client_ip, ':') != NULL;
-    struct net_addr local = {.len = sizeof(local.ss)};
-    if (getsockname(fd, (struct sockaddr *)&local.ss, &local.len) == 0) {
+    s->local_addr.len = sizeof(s->local_addr.ss);
+    if (getsockname(fd, (struct sockaddr *)&s->local_addr.ss, &s->local_addr.len) == 0) {
         char ignored[64];
-        net_addr_format(&local, ignored, sizeof(ignored), &s->local_port);
+        net_addr_format(&s->local_addr, ignored, sizeof(ignored), &s->local_port);
+    } else {
+        s->local_addr.len = 0;
+    }
+    geoip_lookup(s->snap->geoip, (const struct sockaddr *)&peer->ss, &s->geo);
+    s->scope = addr_scope_of(peer);
+}
+
+/* send_proxy_header queues the PROXY protocol header: it goes out first,
+ * as soon as the backend connection is up, before any SMTP byte. */
+static void send_proxy_header(struct session *s) {
+    const struct net_addr *local = s->local_addr.len ? &s->local_addr : NULL;
+    int ok = 1;
+    switch (s->cfg->backend.identity) {
+    case IDENTITY_PROXY_V1:
+        ok = proxy_v1_header(&s->client_addr, local, &s->backend.out);
+        break;
+    case IDENTITY_PROXY_V2:
+        ok = proxy_v2_header(&s->client_addr, local, &s->backend.out);
+        break;
+    case IDENTITY_NONE:
+    case IDENTITY_XCLIENT:
+        break;
+    }
+    if (!ok) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
     }
 }
 
@@ -1144,6 +1261,7 @@ void session_start(struct worker *w, int fd, const struct net_addr *peer,
                      "backend_unavailable");
     } else {
         conn_init(&s->backend, bfd, on_backend_io, s);
+        send_proxy_header(s);
     }
     session_run(s);
 }
