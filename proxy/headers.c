@@ -129,6 +129,9 @@ static void write_status(const struct header_facts *h, struct folder *f) {
     status_pair(f, &first, "client", h->client_addr);
     status_pair(f, &first, "scope", h->scope);
     status_pair(f, &first, "country", h->country);
+    char asn[24];
+    snprintf(asn, sizeof(asn), "%lu", h->asn);
+    status_pair(f, &first, "asn", h->asn ? asn : NULL);
     fold_put(f, "\r\n");
 }
 

@@ -40,6 +40,7 @@ struct header_facts {
     const char *group;          /* "X25519", or NULL */
     const char *sni;            /* raw SNI from the client, or NULL */
     const char *country;        /* ISO 3166 code, or NULL */
+    unsigned long asn;          /* autonomous system number, 0: unknown */
     const char *scope;          /* "global", "private", "loopback", or NULL */
     const char *status_name;    /* name of the status header field */
     time_t now;
