@@ -22,11 +22,13 @@ class Proxy:
 
     listeners: list of dicts with keys name, kind and optional host, tls,
     require_tls and any other listener key; port is chosen if absent.
-    backend: "host:port" or a unix path. proxy: extra [proxy] keys.
+    backend: "host:port" or a unix path. proxy: extra [proxy] keys;
+    backend_keys: extra [backend] keys (e.g. {"identity": "xclient"}).
     After start(), port(name) gives a listener's port.
     """
 
-    def __init__(self, workdir, backend, listeners=None, proxy=None, extra=""):
+    def __init__(self, workdir, backend, listeners=None, proxy=None, extra="",
+                 backend_keys=None):
         self.workdir = workdir
         self.backend = backend
         self.listeners = listeners or [{"name": "smtp", "kind": "smtp"}]
@@ -34,6 +36,7 @@ class Proxy:
                            "shutdown_grace": "5s"}
         self.proxy_keys.update(proxy or {})
         self.extra = extra
+        self.backend_keys = dict(backend_keys or {})
         self.proc = None
         self.log_path = os.path.join(workdir, "proxy.log")
         self.conf_path = os.path.join(workdir, "proxy.conf")
@@ -43,6 +46,7 @@ class Proxy:
         lines = ["[proxy]"]
         lines += ["%s = %s" % kv for kv in self.proxy_keys.items()]
         lines += ["", "[backend]", "address = %s" % self.backend]
+        lines += ["%s = %s" % kv for kv in self.backend_keys.items()]
         for l in self.listeners:
             host = l.get("host", "127.0.0.1")
             port = l.get("port") or free_port(host)
