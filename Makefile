@@ -5,6 +5,7 @@
 #   make test       unit tests, sanitizer build, integration tests
 #   make demo       run the proxy on loopback with a demo backend
 #   make certs      the test PKI in certs/test/
+#   make geoip-db   a free country database for the demo
 #   make bazel      the same binary, built by Bazel
 
 BORINGSSL_DIR ?=
@@ -34,7 +35,7 @@ UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs
+.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db
 
 all: $(BIN)
 
@@ -74,11 +75,17 @@ check-config: $(BIN) certs
 	    -e 's#/etc/letsencrypt/live/mx.example.net-rsa/privkey.pem#certs/test/mx-rsa.key#' \
 	    -e 's#/etc/letsencrypt/live/mx.example.net/fullchain.pem#certs/test/mx-ecdsa-chain.crt#' \
 	    -e 's#/etc/letsencrypt/live/mx.example.net/privkey.pem#certs/test/mx-ecdsa.key#' \
+	    -e 's#/var/lib/GeoIP/#proxy/tests/no-such-geoip/#' \
 	    configs/example.conf > proxy/tests/example-check.conf
 	$(BIN) -t -c proxy/tests/example-check.conf
 
 deps:
 	sh .ci/install-deps
+
+# A free country database (ip-location-db, data CC BY 4.0 by NRO) into
+# configs/geoip/, where the demo configuration uses it when present.
+geoip-db:
+	sh configs/fetch-geoip-db.sh configs/geoip
 
 # The test PKI in certs/test/ (generated, not committed; idempotent).
 certs:
