@@ -4,6 +4,7 @@ never affects the mail: a miss or a missing database only leaves the
 field out."""
 import os
 import shutil
+import signal
 import smtplib
 import subprocess
 import tempfile
@@ -97,6 +98,18 @@ class GeoipTest(unittest.TestCase):
         status = self.status_for(p, "127.0.0.2")
         self.assertNotIn("country=", status)
         self.assertIn("tls=none", status)
+
+    def test_sighup_reloads_a_replaced_database(self):
+        path = self.db("country.mmdb", "GeoLite2-Country", GEOLITE_COUNTRY)
+        p = self.start_proxy("\n[geoip]\ncountry_db = %s\n" % path)
+        self.assertIn("country=DE", self.status_for(p, "127.0.0.2"))
+        # Replace the file the way updaters do: write aside, rename over.
+        new = self.db("country.mmdb.new", "GeoLite2-Country",
+                      [("127.0.0.2/32", {"country": {"iso_code": "AT"}})])
+        os.rename(new, path)
+        p.signal(signal.SIGHUP)
+        p.wait_log("event=reload result=ok")
+        self.assertIn("country=AT", self.status_for(p, "127.0.0.2"))
 
     def test_corrupt_database_is_a_config_error_with_file_and_line(self):
         bad = os.path.join(self.dir, "bad.mmdb")
