@@ -7,6 +7,9 @@
 #   make certs      the test PKI in certs/test/
 #   make geoip-db   a free country database for the demo
 #   make bazel      the same binary, built by Bazel
+#   make fuzz       libFuzzer on the pure modules (FUZZ_SECONDS each)
+
+SHELL := /bin/bash
 
 BORINGSSL_DIR ?=
 ifeq ($(BORINGSSL_DIR),)
@@ -35,7 +38,7 @@ UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db
+.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db fuzz
 
 all: $(BIN)
 
@@ -82,6 +85,29 @@ check-config: $(BIN) certs
 deps:
 	sh .ci/install-deps
 
+# libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
+# committed seeds (new inputs go to a scratch directory).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := data_scan smtp_reply config
+FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/data_scan.c proxy/buffer.c
+	clang $(FUZZ_CFLAGS) -o $@ $^
+proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/smtp_reply.c proxy/ehlo.c proxy/buffer.c
+	clang $(FUZZ_CFLAGS) -o $@ $^
+proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config.c proxy/log.c proxy/default_config.c
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+fuzz: $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	    scratch=$$(mktemp -d); \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	    proxy/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -seed=1 \
+	        -print_final_stats=1 $$scratch proxy/fuzz/corpus/$$t 2>&1 | \
+	        grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|.*ERROR)" ; \
+	    rc=$${PIPESTATUS[0]}; rm -rf $$scratch; [ "$$rc" = 0 ] || exit 1; \
+	done
+
 # A free country database (ip-location-db, data CC BY 4.0 by NRO) into
 # configs/geoip/, where the demo configuration uses it when present.
 geoip-db:
@@ -101,4 +127,4 @@ bazel:
 
 clean:
 	rm -f $(BIN) proxy/smtp-tls-proxy-asan proxy/default_config.c proxy/tests/unit-tests \
-	      proxy/tests/unit-tests-asan
+	      proxy/tests/unit-tests-asan $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)

@@ -3,9 +3,22 @@
  */
 #include "ehlo.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+/* keyword_length is the length of the ehlo-keyword at the start of
+ * |text|: letters, digits and '-' (RFC 5321 4.1.1.1). Clients read a
+ * line by that leading run ("CHUNKING=x" is CHUNKING to them), so the
+ * filter must too. */
+static size_t keyword_length(const char *text, size_t len) {
+    size_t n = 0;
+    while (n < len && (isalnum((unsigned char)text[n]) || text[n] == '-')) {
+        n++;
+    }
+    return n;
+}
 
 /* keyword_is compares the EHLO keyword at |kw| (|kwlen| bytes) with |name|,
  * ignoring case (RFC 5321 2.4). */
@@ -21,12 +34,9 @@ static int is_removed(const char *kw, size_t kwlen, const struct ehlo_policy *p)
             return 1;
         }
     }
-    /* "AUTH=LOGIN PLAIN" is the pre-RFC 4954 spelling some clients need. */
-    if (p->hide_auth && (keyword_is(kw, kwlen, "AUTH") ||
-                         (kwlen > 5 && strncasecmp(kw, "AUTH=", 5) == 0))) {
-        return 1;
-    }
-    return 0;
+    /* Also "AUTH=LOGIN PLAIN", the pre-RFC 4954 spelling: its keyword
+     * run is "AUTH" too. */
+    return p->hide_auth && keyword_is(kw, kwlen, "AUTH");
 }
 
 /* emit_line appends "250-text" or "250 text" to |out|. */
@@ -76,11 +86,8 @@ int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy
         size_t text = pos + (tlen > 3 ? 4 : tlen);
         size_t textlen = pos + tlen - text;
         pos = nl ? end + 1 : len;
-        size_t kwlen = 0;
-        while (kwlen < textlen && reply[text + kwlen] != ' ') {
-            kwlen++;
-        }
-        /* An empty keyword is no ehlo-line (RFC 5321 4.1.1.1); drop it. */
+        size_t kwlen = keyword_length(reply + text, textlen);
+        /* A line with no keyword is no ehlo-line (RFC 5321 4.1.1.1); drop it. */
         if (lineno++ > 0 && (kwlen == 0 || is_removed(reply + text, kwlen, policy))) {
             continue;
         }
@@ -91,10 +98,7 @@ int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy
     for (size_t i = 0; i < nkept; i++) {
         const char *text = reply + starts[i];
         int last = (i + 1 == nkept) && !policy->offer_starttls;
-        size_t kwlen = 0;
-        while (kwlen < lens[i] && text[kwlen] != ' ') {
-            kwlen++;
-        }
+        size_t kwlen = keyword_length(text, lens[i]);
         int ok;
         if (i > 0 && keyword_is(text, kwlen, "SIZE")) {
             size_t a = kwlen < lens[i] ? kwlen + 1 : kwlen;

@@ -192,3 +192,24 @@ UNIT_TEST(ehlo_rewrite_appends_after_existing_output) {
     CHECK_MEM(buffer_head(&out), out.len, "X250 h\r\n");
     buffer_free(&out);
 }
+
+/* Found by fuzz_smtp_reply: "AUTH=" with nothing after it escaped the
+ * filter. */
+UNIT_TEST(ehlo_bare_auth_equals_keyword_is_hidden_too) {
+    const char reply[] = "250-mx.example.test\r\n250-AUTH=\r\n250 8BITMIME\r\n";
+    struct ehlo_policy policy = {.offer_starttls = 0, .hide_auth = 1, .size_reserve = 2048};
+    struct buffer out = {0};
+    CHECK(ehlo_rewrite(reply, strlen(reply), &policy, &out));
+    CHECK_MEM(buffer_head(&out), out.len, "250-mx.example.test\r\n250 8BITMIME\r\n");
+    buffer_free(&out);
+}
+
+/* Found by fuzz_smtp_reply: clients read "CHUNKING=" as CHUNKING. */
+UNIT_TEST(ehlo_keyword_is_the_leading_run_so_chunking_equals_is_removed) {
+    const char reply[] = "250-mx\r\n250-XCLIENT NAME\r\n250-CHUNKING=\r\n250 DSN\r\n";
+    struct ehlo_policy policy = {.offer_starttls = 0, .hide_auth = 0, .size_reserve = 2048};
+    struct buffer out = {0};
+    CHECK(ehlo_rewrite(reply, strlen(reply), &policy, &out));
+    CHECK_MEM(buffer_head(&out), out.len, "250-mx\r\n250 DSN\r\n");
+    buffer_free(&out);
+}
