@@ -28,7 +28,7 @@ class Proxy:
     """
 
     def __init__(self, workdir, backend, listeners=None, proxy=None, extra="",
-                 backend_keys=None):
+                 backend_keys=None, nofile=None):
         self.workdir = workdir
         self.backend = backend
         self.listeners = listeners or [{"name": "smtp", "kind": "smtp"}]
@@ -37,6 +37,7 @@ class Proxy:
         self.proxy_keys.update(proxy or {})
         self.extra = extra
         self.backend_keys = dict(backend_keys or {})
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) for the proxy
         self.proc = None
         self.log_path = os.path.join(workdir, "proxy.log")
         self.conf_path = os.path.join(workdir, "proxy.conf")
@@ -64,9 +65,15 @@ class Proxy:
         self.logfile = open(self.log_path, "wb")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        limit = None
+        if self.nofile is not None:
+            import resource
+
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen([PROXY_BIN, "-c", self.conf_path],
                                      stdout=self.logfile, stderr=subprocess.STDOUT,
-                                     env=env, cwd=self.workdir)
+                                     env=env, cwd=self.workdir, preexec_fn=limit)
         try:
             for l in self.listeners:
                 wait_port(l.get("host", "127.0.0.1"), self.ports[l["name"]], timeout=10)

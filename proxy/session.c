@@ -364,13 +364,9 @@ static void act_quit(struct session *s, const struct smtp_cmd *cmd, const char *
     s->input_closed = 1;
 }
 
-static void act_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
-                     size_t len) {
-    (void)line;
-    (void)len;
-    /* CHUNKING is never offered (the chunk would bypass the scanner), but
-     * a client that sends BDAT anyway is followed by its chunk: drop those
-     * bytes rather than read them as commands. */
+/* bdat_chunk_size reads "BDAT size [LAST]" (RFC 3030). Returns 1 and
+ * the size, or 0 when the argument is not that. */
+static int bdat_chunk_size(const struct smtp_cmd *cmd, unsigned long long *out) {
     unsigned long long size = 0;
     size_t i = 0;
     while (i < cmd->arg_len && i < 18 && cmd->arg[i] >= '0' && cmd->arg[i] <= '9') {
@@ -378,11 +374,33 @@ static void act_bdat(struct session *s, const struct smtp_cmd *cmd, const char *
         i++;
     }
     if (i == 0 || (i < cmd->arg_len && cmd->arg[i] != ' ')) {
-        reply_local(s, "501 5.5.4 BDAT without a chunk size; closing\r\n", 1);
-        return;
+        return 0;
     }
-    s->discard = size;
-    reply_local(s, "502 5.5.1 BDAT is not supported: CHUNKING is not offered\r\n", 0);
+    *out = size;
+    return 1;
+}
+
+/* refuse_command answers a command locally. A refused BDAT is followed
+ * by its chunk, which must be dropped, never read as commands. */
+static void refuse_command(struct session *s, const struct smtp_cmd *cmd, const char *reply) {
+    unsigned long long size = 0;
+    if (cmd->verb == VERB_BDAT) {
+        if (!bdat_chunk_size(cmd, &size)) {
+            reply_local(s, "501 5.5.4 BDAT without a chunk size; closing\r\n", 1);
+            return;
+        }
+        s->discard = size;
+    }
+    reply_local(s, reply, 0);
+}
+
+static void act_bdat(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)line;
+    (void)len;
+    /* CHUNKING is never offered (the chunk would bypass the scanner), but
+     * a client that sends BDAT anyway is followed by its chunk. */
+    refuse_command(s, cmd, "502 5.5.1 BDAT is not supported: CHUNKING is not offered\r\n");
 }
 
 static void act_starttls(struct session *s, const struct smtp_cmd *cmd,
@@ -489,17 +507,31 @@ static int process_command_line(struct session *s) {
         break;
     }
     struct smtp_cmd cmd;
-    smtp_cmd_parse(buffer_head(in), len, &cmd);
+    struct buffer line = {0};
+    if (!smtp_cmd_parse(buffer_head(in), len, &cmd)) {
+        buffer_consume(in, used);
+        reply_local(s, "500 5.5.2 Syntax error, command unrecognized\r\n", 0);
+        drain_local(s);
+        return 1;
+    }
+    if (!smtp_cmd_canonical(&cmd, &line)) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+        return 0;
+    }
+    /* From here on only the canonical form is used: what reaches the
+     * backend is exactly the verb the proxy decided on. */
+    smtp_cmd_parse(buffer_head(&line), line.len, &cmd);
+    buffer_consume(in, used);
     log_debug("session=%s event=command verb=%s", s->id, smtp_verb_name(cmd.verb));
     const struct command_rule *rule = &command_table[cmd.verb];
     if (s->listener->require_tls && s->tls != CLIENT_TLS_ON && !rule->before_tls) {
-        reply_local(s, "530 5.7.0 Must issue a STARTTLS command first\r\n", 0);
+        refuse_command(s, &cmd, "530 5.7.0 Must issue a STARTTLS command first\r\n");
     } else if (s->tls == CLIENT_TLS_ON && !s->helo_since_tls && rule->needs_helo) {
-        reply_local(s, "503 5.5.1 Error: send EHLO/HELO first\r\n", 0);
+        refuse_command(s, &cmd, "503 5.5.1 Error: send EHLO/HELO first\r\n");
     } else {
-        rule->action(s, &cmd, buffer_head(in), len);
+        rule->action(s, &cmd, buffer_head(&line), line.len);
     }
-    buffer_consume(in, used);
+    buffer_free(&line);
     drain_local(s);
     return 1;
 }
@@ -560,8 +592,11 @@ static int process_auth_line(struct session *s) {
 static void process_client_input(struct session *s) {
     struct buffer *in = &s->client.in;
     while (in->len > 0 && !session_over(s)) {
-        if (s->backend.out.len >= CONN_OUT_HIGH) {
-            return; /* backpressure: the backend must catch up first */
+        /* Backpressure both ways: the backend must catch up with what we
+         * send it, and the client must read the replies (the proxy's own
+         * refusals would otherwise pile up without bound). */
+        if (s->backend.out.len >= CONN_OUT_HIGH || s->client.out.len >= CONN_OUT_HIGH) {
+            return;
         }
         if (s->state == STATE_DATA) {
             if (!process_data(s)) {
@@ -921,6 +956,9 @@ static double current_timeout(const struct session *s) {
 /* waiting_for_backend says whether the session is stalled on the backend
  * (rather than on the client) — who is to blame for a timeout. */
 static int waiting_for_backend(const struct session *s) {
+    if (s->starttls_ready || s->tls == CLIENT_TLS_HANDSHAKE) {
+        return 0; /* the client has yet to read the 220 or to handshake */
+    }
     if (s->state == STATE_CONNECTING || s->state == STATE_GREETING) {
         return 1;
     }
@@ -1011,7 +1049,8 @@ static int client_events(const struct session *s) {
     /* After the 220 to STARTTLS, the next bytes are the client's TLS
      * handshake: leave them in the socket for the TLS library. */
     if (!s->client_eof && !session_over(s) && c->in.len < CONN_IN_MAX &&
-        s->backend.out.len < CONN_OUT_HIGH && !s->input_closed && !s->starttls_ready) {
+        s->backend.out.len < CONN_OUT_HIGH && c->out.len < CONN_OUT_HIGH &&
+        !s->input_closed && !s->starttls_ready) {
         ev |= EV_READ;
         if (c->tls_read_wants == EV_WRITE) {
             ev |= EV_WRITE;

@@ -43,11 +43,28 @@ const char *smtp_verb_name(enum smtp_verb verb) {
     return (verb >= 0 && verb < VERB_COUNT) ? verb_names[verb] : "?";
 }
 
-void smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out) {
+static int is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
+
+int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out) {
+    memset(out, 0, sizeof(*out));
+    out->verb_text = line;
+    out->arg = line + len;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return 0;
+        }
+    }
     size_t v = 0;
-    while (v < len && line[v] != ' ') {
+    while (v < len && ((line[v] >= 'A' && line[v] <= 'Z') || (line[v] >= 'a' && line[v] <= 'z'))) {
         v++;
     }
+    if (v == 0 || v > SMTP_VERB_MAX || (v < len && !is_blank(line[v]))) {
+        return 0;
+    }
+    out->verb_len = v;
     out->verb = VERB_UNKNOWN;
     for (int i = VERB_UNKNOWN + 1; i < VERB_COUNT; i++) {
         if (strlen(verb_names[i]) == v && strncasecmp(line, verb_names[i], v) == 0) {
@@ -56,15 +73,22 @@ void smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out) {
         }
     }
     size_t a = v;
-    while (a < len && line[a] == ' ') {
+    while (a < len && is_blank(line[a])) {
         a++;
     }
     size_t end = len;
-    while (end > a && line[end - 1] == ' ') {
+    while (end > a && is_blank(line[end - 1])) {
         end--;
     }
     out->arg = line + a;
     out->arg_len = end - a;
+    return 1;
+}
+
+int smtp_cmd_canonical(const struct smtp_cmd *cmd, struct buffer *out) {
+    return buffer_append(out, cmd->verb_text, cmd->verb_len) &&
+           (cmd->arg_len == 0 ||
+            (buffer_append(out, " ", 1) && buffer_append(out, cmd->arg, cmd->arg_len)));
 }
 
 /* path_end returns the offset just after the reverse-path's closing '>'

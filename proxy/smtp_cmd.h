@@ -56,14 +56,31 @@ enum smtp_verb {
 
 struct smtp_cmd {
     enum smtp_verb verb;
-    const char *arg; /* after the verb and its separating spaces */
-    size_t arg_len;  /* trailing spaces removed */
+    const char *verb_text; /* the verb as sent */
+    size_t verb_len;
+    const char *arg; /* after the verb and its separating blanks */
+    size_t arg_len;  /* trailing blanks removed */
 };
 
+/* The longest verb accepted. */
+#define SMTP_VERB_MAX 32
+
 /* smtp_cmd_parse splits |line| (|len| bytes, no terminator) into verb and
- * argument. Verbs are case-insensitive (RFC 5321 2.4). Always succeeds;
- * unknown verbs are VERB_UNKNOWN. */
-void smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
+ * argument. Returns 1, or 0 for a line that is not a command: the verb
+ * must be 1 to SMTP_VERB_MAX ASCII letters at the very start, ended by
+ * the end of the line, SP or HTAB; the line must hold no control byte
+ * but HTAB. The proxy must read the verb exactly as the backend will:
+ * backends split on any blank and some skip leading ones, so
+ * "XCLIENT<TAB>..." or " XCLIENT ..." read as unknown verbs here would
+ * reach the backend as XCLIENT. Verbs are case-insensitive (RFC 5321 2.4);
+ * unknown well-formed verbs are VERB_UNKNOWN. */
+int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
+
+/* smtp_cmd_canonical writes the command as the backend must receive it:
+ * the verb, then, if there is an argument, one SP and the argument (no
+ * terminator). Whatever blanks the client used, both sides then see the
+ * same verb. Returns 1, or 0 when |out| cannot grow. */
+int smtp_cmd_canonical(const struct smtp_cmd *cmd, struct buffer *out);
 
 /* smtp_verb_name returns the canonical upper-case name ("?" if unknown). */
 const char *smtp_verb_name(enum smtp_verb verb);

@@ -311,3 +311,58 @@ UNIT_TEST(smtp_cmd_mail_add_size_appends_after_existing_output) {
     CHECK_MEM(buffer_head(&out), out.len, "RSET\r\nMAIL FROM:<a@b> SIZE=2\r\n");
     buffer_free(&out);
 }
+
+/* ---- the verb is read as the backend reads it (review finding) ---- */
+
+static int parse_ok(const char *line, struct smtp_cmd *cmd) {
+    return smtp_cmd_parse(line, strlen(line), cmd);
+}
+
+UNIT_TEST(smtp_cmd_tab_after_verb_separates_like_a_space) {
+    struct smtp_cmd cmd;
+    CHECK_INT(parse_ok("XCLIENT\tADDR=10.9.9.9", &cmd), 1);
+    CHECK_INT(cmd.verb, VERB_XCLIENT);
+    CHECK_MEM(cmd.arg, cmd.arg_len, "ADDR=10.9.9.9");
+    CHECK_INT(parse_ok("DATA\t", &cmd), 1);
+    CHECK_INT(cmd.verb, VERB_DATA);
+    CHECK_INT(cmd.arg_len, 0);
+    CHECK_INT(parse_ok("AUTH \t PLAIN AGFAYg== \t", &cmd), 1);
+    CHECK_INT(cmd.verb, VERB_AUTH);
+    CHECK_MEM(cmd.arg, cmd.arg_len, "PLAIN AGFAYg==");
+}
+
+UNIT_TEST(smtp_cmd_leading_blank_or_non_letter_verb_is_not_a_command) {
+    struct smtp_cmd cmd;
+    CHECK_INT(parse_ok(" XCLIENT ADDR=10.9.9.9", &cmd), 0);
+    CHECK_INT(parse_ok("\tMAIL FROM:<a@b>", &cmd), 0);
+    CHECK_INT(parse_ok("", &cmd), 0);
+    CHECK_INT(parse_ok("MAIL:FROM:<a@b>", &cmd), 0);
+    CHECK_INT(parse_ok("DATA\x0b", &cmd), 0);
+    CHECK_INT(parse_ok("X-CLIENT ADDR=1", &cmd), 0);
+    CHECK_INT(parse_ok("NOOP \x01", &cmd), 0);
+    CHECK_INT(parse_ok("VRFY \x7f", &cmd), 0);
+}
+
+UNIT_TEST(smtp_cmd_verb_longer_than_the_limit_is_not_a_command) {
+    struct smtp_cmd cmd;
+    char verb[SMTP_VERB_MAX + 2];
+    memset(verb, 'A', sizeof(verb) - 1);
+    verb[SMTP_VERB_MAX] = '\0';
+    CHECK_INT(parse_ok(verb, &cmd), 1);
+    verb[SMTP_VERB_MAX] = 'A';
+    verb[SMTP_VERB_MAX + 1] = '\0';
+    CHECK_INT(parse_ok(verb, &cmd), 0);
+}
+
+UNIT_TEST(smtp_cmd_canonical_form_has_one_space_between_verb_and_argument) {
+    struct smtp_cmd cmd;
+    struct buffer out = {0};
+    CHECK_INT(parse_ok("xclient\t \tADDR=1.2.3.4 \t", &cmd), 1);
+    CHECK(smtp_cmd_canonical(&cmd, &out));
+    CHECK_MEM(buffer_head(&out), out.len, "xclient ADDR=1.2.3.4");
+    buffer_free(&out);
+    CHECK_INT(parse_ok("QUIT\t", &cmd), 1);
+    CHECK(smtp_cmd_canonical(&cmd, &out));
+    CHECK_MEM(buffer_head(&out), out.len, "QUIT");
+    buffer_free(&out);
+}
