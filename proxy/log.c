@@ -5,22 +5,24 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level current_level = LOG_LEVEL_INFO;
+/* Set by the main thread (start, reload), read by every worker. */
+static atomic_int current_level = LOG_LEVEL_INFO;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 void log_set_level(enum log_level level) {
-    current_level = level;
+    atomic_store_explicit(&current_level, (int)level, memory_order_relaxed);
 }
 
 int log_enabled(enum log_level level) {
-    return level <= current_level;
+    return (int)level <= atomic_load_explicit(&current_level, memory_order_relaxed);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...) {

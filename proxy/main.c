@@ -11,6 +11,7 @@
 #include <openssl/base.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,26 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* raise_fd_limit lifts the soft descriptor limit to the hard one: each
+ * session holds two descriptors. Says so when even that is short. */
+static void raise_fd_limit(const struct config *cfg, int nworkers) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = 2 * (rlim_t)cfg->max_connections + (rlim_t)nworkers * cfg->nlisteners + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        log_warning("event=fd_limit_low limit=%llu needed=%llu: max_connections cannot be "
+                    "reached; accepting pauses when descriptors run out",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+    }
+}
+
 static int worker_count(const struct config *cfg) {
     if (cfg->workers > 0) {
         return cfg->workers;
@@ -168,8 +189,12 @@ int main(int argc, char **argv) {
     config_path = opt.config_path;
     log_set_level(opt.debug ? LOG_LEVEL_DEBUG : (enum log_level)snap->cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* A reload request while starting (logrotate during a restart) must
+     * not kill the proxy; the watcher below takes over. */
+    signal(SIGHUP, SIG_IGN);
     snapshot_publish(snap);
     int nworkers = worker_count(snap->cfg);
+    raise_fd_limit(snap->cfg, nworkers);
     struct worker *workers = workers_start(nworkers, err, sizeof(err));
     if (workers == NULL) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);

@@ -20,8 +20,14 @@ atomic_uint sessions_live;
 
 /* Accepts per readiness event: fairness between listeners and sessions. */
 #define ACCEPT_BURST 32
+/* How long accepting pauses when descriptors or memory run out. */
+#define ACCEPT_PAUSE 0.5
 
-static void refuse(int fd, const char *hostname) {
+static void refuse(int fd, const char *hostname, int implicit_tls) {
+    if (implicit_tls) {
+        close(fd); /* a plaintext reply would be garbage to a TLS client */
+        return;
+    }
     char line[320];
     int n = snprintf(line, sizeof(line),
                      "421 4.7.0 %s Too many connections, try again later\r\n", hostname);
@@ -29,6 +35,39 @@ static void refuse(int fd, const char *hostname) {
     ssize_t ignored = send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)ignored;
     close(fd);
+}
+
+static void set_accepting(struct worker *w, int on) {
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (w->listen_fds[i] < 0) {
+            continue;
+        }
+        if (on) {
+            ev_io_start(w->loop, &w->accept_io[i]);
+        } else {
+            ev_io_stop(w->loop, &w->accept_io[i]);
+        }
+    }
+}
+
+static void on_accept_resume(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)loop;
+    (void)revents;
+    struct worker *w = t->data;
+    if (!w->stopping) {
+        set_accepting(w, 1);
+    }
+}
+
+/* pause_accepting stops accepting for a moment: the listening sockets
+ * stay readable while descriptors are exhausted, and level-triggered
+ * watchers would otherwise spin (and log) without end. */
+static void pause_accepting(struct worker *w, int err) {
+    log_warning("event=accept_paused worker=%d error=\"%s\" seconds=%.1f", w->id,
+                strerror(err), ACCEPT_PAUSE);
+    set_accepting(w, 0);
+    ev_timer_set(&w->accept_pause, ACCEPT_PAUSE, 0.);
+    ev_timer_start(w->loop, &w->accept_pause);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
@@ -41,8 +80,10 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
         int fd = accept4(io->fd, (struct sockaddr *)&peer.ss, &peer.len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                pause_accepting(w, errno);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
                 log_warning("event=accept_failed error=\"%s\"", strerror(errno));
             }
             return;
@@ -52,7 +93,8 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             atomic_fetch_sub(&sessions_live, 1);
             log_warning("event=refused reason=max_connections limit=%u",
                         snap->cfg->max_connections);
-            refuse(fd, snap->cfg->hostname);
+            refuse(fd, snap->cfg->hostname,
+                   snap->cfg->listeners[index].tls == TLS_MODE_IMPLICIT);
             snapshot_release(snap);
             continue;
         }
@@ -95,6 +137,7 @@ static void on_wakeup(struct ev_loop *loop, ev_async *a, int revents) {
         w->listen_fds[i] = -1;
     }
     ev_async_stop(loop, a);
+    ev_timer_stop(loop, &w->accept_pause);
     /* Idle sessions end now; busy ones when their transaction is done,
      * or when the grace period is over. */
     struct session *s = w->sessions;
@@ -164,6 +207,8 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
         w->accept_io[i].data = w;
         ev_io_start(w->loop, &w->accept_io[i]);
     }
+    ev_init(&w->accept_pause, on_accept_resume);
+    w->accept_pause.data = w;
     ev_async_init(&w->wakeup, on_wakeup);
     w->wakeup.data = w;
     ev_async_start(w->loop, &w->wakeup);

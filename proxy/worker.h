@@ -19,6 +19,7 @@ struct worker {
     struct ev_loop *loop;
     ev_async wakeup;      /* another thread asked us to stop */
     ev_timer grace_timer; /* how long sessions may finish after a stop */
+    ev_timer accept_pause; /* out of descriptors: accepting resumes later */
     int *listen_fds;
     ev_io *accept_io;
     size_t nlisteners;
