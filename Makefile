@@ -33,7 +33,7 @@ BIN := proxy/smtp-tls-proxy
 # Pure modules, unit-tested without sockets.
 PURE := proxy/buffer.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
         proxy/data_scan.c proxy/headers.c proxy/config.c proxy/default_config.c \
-        proxy/sni.c proxy/tls_hello.c proxy/identity.c proxy/scope.c
+        proxy/sni.c proxy/tls_hello.c proxy/identity.c proxy/scope.c proxy/client_table.c
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

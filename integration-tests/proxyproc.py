@@ -141,8 +141,9 @@ class SmtpConversation:
     """A raw SMTP client over a socket, for what smtplib will not do
     (pipelining in one write, smuggling, overlong lines)."""
 
-    def __init__(self, host, port, timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout=10.0, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
 
     def send(self, data):

@@ -68,6 +68,21 @@ class LoadTest(unittest.TestCase):
                 break
         self.assertTrue(reply.startswith(b"220"), reply)
 
+    def test_one_address_beyond_max_per_client_gets_421_while_others_get_in(self):
+        p = self.start_proxy(max_per_client="2", workers="1")
+        p.wait_log("event=end")  # the harness's start-up probe
+        held = [SmtpConversation("127.0.0.1", p.port(), source="127.0.0.3") for _ in range(2)]
+        for c in held:
+            self.addCleanup(c.close)
+            self.assertTrue(c.read_reply().startswith(b"220"))
+        extra = SmtpConversation("127.0.0.1", p.port(), source="127.0.0.3")
+        self.addCleanup(extra.close)
+        self.assertTrue(extra.read_reply().startswith(b"421 4.7.0"))
+        p.wait_log("event=refused reason=max_per_client client=127.0.0.3 limit=2")
+        other = SmtpConversation("127.0.0.1", p.port(), source="127.0.0.4")
+        self.addCleanup(other.close)
+        self.assertTrue(other.read_reply().startswith(b"220"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -365,6 +365,8 @@ static int set_proxy_key(struct parse *p, const char *k, const char *v) {
         return 1;
     } else if (strcmp(k, "max_connections") == 0) {
         return parse_limit(p, k, v, &c->max_connections);
+    } else if (strcmp(k, "max_per_client") == 0) {
+        return parse_limit(p, k, v, &c->max_per_client);
     }
     static const struct {
         const char *name;
@@ -718,6 +720,7 @@ static void set_defaults(struct config *c) {
     c->log_level = LOG_LEVEL_INFO;
     c->command_line_max = SMTP_CMD_LINE_MAX_DEFAULT;
     c->max_connections = 10000;
+    c->max_per_client = 50;
     c->connect_timeout = 30;
     c->greeting_timeout = 300;
     c->command_timeout = 300;

@@ -91,6 +91,7 @@ struct config {
 
     size_t command_line_max;
     unsigned max_connections; /* concurrent sessions, all listeners */
+    unsigned max_per_client;  /* concurrent sessions from one address */
 
     /* seconds */
     double connect_timeout;

@@ -1112,7 +1112,7 @@ static void session_destroy(struct session *s) {
     conn_close(loop, &s->client);
     conn_close(loop, &s->backend);
     smtp_reply_reset(&s->reply);
-    worker_session_gone(s->worker, s);
+    worker_session_gone(s->worker, s, &s->client_addr);
     snapshot_release(s->snap);
     free(s);
 }
@@ -1256,14 +1256,14 @@ static void send_proxy_header(struct session *s) {
     }
 }
 
-void session_start(struct worker *w, int fd, const struct net_addr *peer,
-                   size_t listener_index, struct snapshot *snap) {
+int session_start(struct worker *w, int fd, const struct net_addr *peer,
+                  size_t listener_index, struct snapshot *snap) {
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         log_error("event=accept_failed reason=out_of_memory");
         snapshot_release(snap);
         close(fd);
-        return;
+        return 0;
     }
     s->worker = w;
     s->snap = snap;
@@ -1289,7 +1289,7 @@ void session_start(struct worker *w, int fd, const struct net_addr *peer,
         s->result = "tls_setup_failed";
         session_set_state(s, STATE_DEAD);
         session_run(s);
-        return;
+        return 1;
     }
 
     int bfd = net_connect(&s->cfg->backend.addr);
@@ -1303,6 +1303,7 @@ void session_start(struct worker *w, int fd, const struct net_addr *peer,
         send_proxy_header(s);
     }
     session_run(s);
+    return 1;
 }
 
 /* ---- the worker's list ---- */

@@ -14,10 +14,12 @@ struct session;
 
 /* session_start takes over the accepted socket |fd| from |peer| on
  * listener |listener_index| of |snap| (taking over the caller's
- * reference) and starts the session on |w|'s loop. On failure the socket
- * is closed and the reference dropped. */
-void session_start(struct worker *w, int fd, const struct net_addr *peer,
-                   size_t listener_index, struct snapshot *snap);
+ * reference) and starts the session on |w|'s loop. Returns 1 when a
+ * session exists (it reports its end through worker_session_gone), or 0
+ * when none could be made: the socket is closed and the reference
+ * dropped, and the caller undoes its counting. */
+int session_start(struct worker *w, int fd, const struct net_addr *peer,
+                  size_t listener_index, struct snapshot *snap);
 
 /* session_drain asks |s| to end at its next idle point: at once when no
  * command is in flight, otherwise once the replies owed (and a message

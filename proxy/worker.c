@@ -11,12 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "client_table.h"
 #include "log.h"
 #include "net.h"
 #include "session.h"
 #include "snapshot.h"
 
 atomic_uint sessions_live;
+
+/* Live sessions per client address, all workers together. */
+static struct client_table *per_client;
 
 /* Accepts per readiness event: fairness between listeners and sessions. */
 #define ACCEPT_BURST 32
@@ -98,11 +102,26 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             snapshot_release(snap);
             continue;
         }
-        session_start(w, fd, &peer, index, snap);
+        if (!client_table_enter(per_client, &peer, snap->cfg->max_per_client)) {
+            atomic_fetch_sub(&sessions_live, 1);
+            char ip[64];
+            net_addr_format(&peer, ip, sizeof(ip), NULL);
+            log_warning("event=refused reason=max_per_client client=%s limit=%u", ip,
+                        snap->cfg->max_per_client);
+            refuse(fd, snap->cfg->hostname,
+                   snap->cfg->listeners[index].tls == TLS_MODE_IMPLICIT);
+            snapshot_release(snap);
+            continue;
+        }
+        if (!session_start(w, fd, &peer, index, snap)) {
+            client_table_leave(per_client, &peer);
+            atomic_fetch_sub(&sessions_live, 1);
+        }
     }
 }
 
-void worker_session_gone(struct worker *w, struct session *s) {
+void worker_session_gone(struct worker *w, struct session *s, const struct net_addr *client) {
+    client_table_leave(per_client, client);
     session_unlink(s, &w->sessions);
     w->nsessions--;
     atomic_fetch_sub(&sessions_live, 1);
@@ -216,6 +235,10 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
 }
 
 struct worker *workers_start(int n, char *err, size_t errlen) {
+    if (per_client == NULL && (per_client = client_table_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     struct snapshot *snap = snapshot_acquire();
     struct worker *ws = calloc((size_t)n, sizeof(*ws));
     int ok = ws != NULL;
@@ -253,4 +276,6 @@ void workers_stop(struct worker *ws, int n) {
         worker_free(&ws[i]);
     }
     free(ws);
+    client_table_free(per_client);
+    per_client = NULL;
 }

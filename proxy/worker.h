@@ -40,8 +40,11 @@ struct worker *workers_start(int n, char *err, size_t errlen);
  * for the configured grace period, then ends the rest, and joins them. */
 void workers_stop(struct worker *w, int n);
 
-/* worker_session_gone is called by a session as it is freed. */
-void worker_session_gone(struct worker *w, struct session *s);
+struct net_addr;
+
+/* worker_session_gone is called by a session from |client| as it is
+ * freed. */
+void worker_session_gone(struct worker *w, struct session *s, const struct net_addr *client);
 
 /* The number of live sessions across all workers. */
 extern atomic_uint sessions_live;
