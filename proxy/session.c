@@ -93,6 +93,10 @@ struct pending {
     const char *text;
 };
 
+/* In DATA, the timeout restarts only once this much more of the message
+ * has arrived: a minimum data rate against slow-drip clients (DESIGN 5). */
+#define DATA_PROGRESS_BYTES 1024
+
 /* Commands one client may have in flight; more wait unread. */
 #define PIPELINE_MAX 64
 /* How long a closing session may take to hand over its last reply. */
@@ -147,6 +151,14 @@ struct session {
     char sni[256];                    /* raw; sanitised wherever it is written */
     size_t injected_bytes;            /* plaintext sent after STARTTLS */
     ev_tstamp tls_deadline;           /* the handshake must be done by then */
+    /* Timeouts restart on protocol progress only (a whole command, a
+     * whole reply, a state change, DATA_PROGRESS_BYTES of message), never
+     * on a single byte: a client dripping bytes cannot hold a session. */
+    unsigned long progress;
+    unsigned long armed_progress;
+    int armed_kind;
+    size_t data_since_progress;
+    unsigned long long backend_out_mark; /* backend bytes_out at last progress */
 
     unsigned messages_started;  /* 354 received */
     unsigned messages_accepted; /* 2xx after the final dot */
@@ -165,6 +177,7 @@ static void session_set_state(struct session *s, enum session_state next) {
     if (s->state == next) {
         return;
     }
+    s->progress++;
     log_debug("session=%s event=state from=%s to=%s", s->id, state_names[s->state],
               state_names[next]);
     s->state = next;
@@ -544,6 +557,11 @@ static int process_data(struct session *s) {
     enum data_result r =
         data_scan_feed(&s->scan, buffer_head(in), in->len, &s->backend.out, &used);
     buffer_consume(in, used);
+    s->data_since_progress += used;
+    if (s->data_since_progress >= DATA_PROGRESS_BYTES) {
+        s->data_since_progress = 0;
+        s->progress++;
+    }
     if (r == DATA_NOMEM) {
         session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
         return 0;
@@ -608,6 +626,7 @@ static void process_client_input(struct session *s) {
             if (!s->auth_continuation || !process_auth_line(s)) {
                 return;
             }
+            s->progress++;
             continue;
         }
         if (s->state != STATE_COMMAND || s->input_closed || s->fifo_len >= PIPELINE_MAX ||
@@ -623,6 +642,7 @@ static void process_client_input(struct session *s) {
         if (!process_command_line(s)) {
             return;
         }
+        s->progress++;
     }
 }
 
@@ -847,6 +867,7 @@ static void process_backend_input(struct session *s) {
             return;
         }
         on_reply(s);
+        s->progress++;
         smtp_reply_reset(&s->reply);
     }
 }
@@ -856,6 +877,7 @@ static void process_backend_input(struct session *s) {
 static void tls_established(struct session *s) {
     SSL *ssl = s->client.ssl;
     s->tls = CLIENT_TLS_ON;
+    s->progress++;
     snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(ssl));
     const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
     snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
@@ -915,6 +937,7 @@ static int start_client_tls(struct session *s, const char *mode) {
     }
     s->tls_mode = mode;
     s->tls = CLIENT_TLS_HANDSHAKE;
+    s->progress++;
     /* A deadline, not an idle timer: a client dripping its handshake a
      * byte at a time must not hold the connection. */
     s->tls_deadline = ev_now(s->worker->loop) + s->cfg->handshake_timeout;
@@ -984,6 +1007,38 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
         session_fail(s, "4.4.2", "Error: timeout exceeded", "client_timeout");
     }
     session_run(s);
+}
+
+enum timer_kind {
+    TIMER_CLOSING = 0,
+    TIMER_HANDSHAKE = 1,
+    TIMER_BACKEND = 2,
+    TIMER_CLIENT = 3,
+};
+
+static enum timer_kind timer_kind(const struct session *s) {
+    if (session_over(s)) {
+        return TIMER_CLOSING;
+    }
+    if (s->tls == CLIENT_TLS_HANDSHAKE) {
+        return TIMER_HANDSHAKE;
+    }
+    return waiting_for_backend(s) ? TIMER_BACKEND : TIMER_CLIENT;
+}
+
+/* arm_timer restarts the session's timeout when there was progress or
+ * the session now waits on someone else; otherwise the running timeout
+ * keeps counting. */
+static void arm_timer(struct session *s) {
+    enum timer_kind kind = timer_kind(s);
+    if (s->progress == s->armed_progress && (int)kind == s->armed_kind &&
+        ev_is_active(&s->timer)) {
+        return;
+    }
+    s->armed_progress = s->progress;
+    s->armed_kind = (int)kind;
+    s->timer.repeat = current_timeout(s);
+    ev_timer_again(s->worker->loop, &s->timer);
 }
 
 /* check_end decides whether a session is over after a round of work. */
@@ -1130,6 +1185,12 @@ static void session_run(struct session *s) {
         conn_flush(&s->backend) == CONN_IO_ERROR) {
         s->backend_eof = 1;
     }
+    /* A backend slowly taking a large message is progress too, in the
+     * same units a client must deliver. */
+    if (s->backend.bytes_out - s->backend_out_mark >= DATA_PROGRESS_BYTES) {
+        s->backend_out_mark = s->backend.bytes_out;
+        s->progress++;
+    }
     if (!s->client_error && s->tls != CLIENT_TLS_HANDSHAKE &&
         conn_flush(&s->client) == CONN_IO_ERROR) {
         s->client_error = 1;
@@ -1147,8 +1208,7 @@ static void session_run(struct session *s) {
         return;
     }
     update_events(s);
-    s->timer.repeat = current_timeout(s);
-    ev_timer_again(s->worker->loop, &s->timer);
+    arm_timer(s);
 }
 
 /* ---- I/O events ---- */
