@@ -299,7 +299,6 @@ static void reply_local(struct session *s, const char *text, int close_after) {
 }
 
 /* forward sends a command line to the backend and expects its reply. */
-
 static void forward(struct session *s, const char *line, size_t len,
                     enum pending_kind kind) {
     if (!buffer_append(&s->backend.out, line, len) ||
@@ -828,8 +827,12 @@ static void on_reply(struct session *s) {
         }
         break;
     case PEND_OTHER:
+        relay_reply(s);
+        break;
     case PEND_LOCAL:
     case PEND_STARTTLS:
+        /* Never at the head when a backend reply arrives: drain_local
+         * answers them as soon as they get there. */
         relay_reply(s);
         break;
     }
