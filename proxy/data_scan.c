@@ -42,15 +42,40 @@ static void out_put(struct data_scan *s, struct buffer *out, const char *p, size
     }
 }
 
-/* out_content writes content bytes of a passing line, preceded by the
- * line's stuffing dot the first time. */
+/* out_line_bytes writes bytes of the current line, breaking it with
+ * CRLF SP before it would pass DATA_SCAN_LINE_MAX octets. */
+static void out_line_bytes(struct data_scan *s, struct buffer *out, const char *p,
+                           size_t n) {
+    while (n > 0) {
+        if (s->line_out == DATA_SCAN_LINE_MAX) {
+            out_put(s, out, "\r\n ", 3);
+            s->line_out = 1;
+            s->lines_broken++;
+        }
+        size_t room = DATA_SCAN_LINE_MAX - s->line_out;
+        size_t k = n < room ? n : room;
+        out_put(s, out, p, k);
+        s->line_out += k;
+        p += k;
+        n -= k;
+    }
+}
+
+/* out_content writes content bytes of a passing line. Its first write
+ * puts back the client's stuffing dot, and stuffs a line whose first
+ * byte is "." although the client did not (a NUL before it was
+ * removed): the backend must never see a line that begins with a lone
+ * dot it did not get stuffed. */
 static void out_content(struct data_scan *s, struct buffer *out, const char *p,
                         size_t n) {
-    if (s->stuffed && !s->dot_written) {
-        out_put(s, out, ".", 1);
+    if (n == 0) {
+        return;
+    }
+    if (!s->dot_written && (s->stuffed || (s->line_out == 0 && p[0] == '.'))) {
+        out_line_bytes(s, out, ".", 1);
         s->dot_written = 1;
     }
-    out_put(s, out, p, n);
+    out_line_bytes(s, out, p, n);
 }
 
 static int is_wsp(char c) {
@@ -63,7 +88,6 @@ static void drop_field(struct data_scan *s) {
     s->dropping = 1;
     s->dropped_fields++;
     s->nheld = 0;
-    s->extra_wsp = 0;
 }
 
 /* decide_held classifies the held start of a header line, which ends in
@@ -84,16 +108,12 @@ static void decide_held(struct data_scan *s, struct buffer *out, int has_colon) 
     s->hdr = HDR_PASS;
     s->dropping = 0;
     out_content(s, out, s->held, s->nheld);
-    for (; s->extra_wsp > 0; s->extra_wsp--) {
-        out_content(s, out, " ", 1);
-    }
     s->nheld = 0;
 }
 
 /* held_is_drop_name_and_wsp says whether the held bytes are the drop
  * name followed by white space only: RFC 5322 4.5.8 allows any amount
- * of it before the colon, and backends accept it, so such a line stays
- * undecided however long the run is. */
+ * of it before the colon, and backends accept it. */
 static int held_is_drop_name_and_wsp(const struct data_scan *s) {
     if (s->nheld < s->drop_name_len ||
         strncasecmp(s->held, s->drop_name, s->drop_name_len) != 0) {
@@ -107,22 +127,52 @@ static int held_is_drop_name_and_wsp(const struct data_scan *s) {
     return 1;
 }
 
+/* flush_pending writes the held "Name *WSP" line as the client sent it:
+ * what follows it is no continuation. */
+static void flush_pending(struct data_scan *s, struct buffer *out) {
+    if (s->npending == 0) {
+        return;
+    }
+    if (s->pending_stuffed) {
+        out_put(s, out, ".", 1);
+    }
+    out_put(s, out, s->pending, s->npending);
+    out_put(s, out, "\r\n", 2);
+    s->npending = 0;
+}
+
 static void line_begin(struct data_scan *s, int stuffed) {
     s->stuffed = stuffed ? 1 : 0;
     s->dot_written = 0;
     s->nheld = 0;
-    s->extra_wsp = 0;
+    s->line_out = 0;
     s->hdr = s->in_headers ? HDR_UNDECIDED : HDR_BODY;
 }
 
 /* content_byte handles one unstuffed content byte of the current line. */
 static void content_byte(struct data_scan *s, struct buffer *out, char c) {
+    if (c == '\0') {
+        s->nul_removed++;
+        return;
+    }
     if (s->hdr == HDR_PASS || s->hdr == HDR_BODY) {
         out_content(s, out, &c, 1);
         return;
     }
     if (s->hdr == HDR_DROP) {
         return;
+    }
+    if (s->nheld == 0 && s->npending > 0) {
+        if (is_wsp(c)) {
+            /* "Name CRLF SP : value": the status field, folded before
+             * its colon. */
+            s->npending = 0;
+            s->dropped_fields++;
+            s->dropping = 1;
+            s->hdr = HDR_DROP;
+            return;
+        }
+        flush_pending(s, out);
     }
     if (s->nheld == 0 && is_wsp(c)) {
         if (s->first_line) {
@@ -137,10 +187,10 @@ static void content_byte(struct data_scan *s, struct buffer *out, char c) {
         return;
     }
     if (s->nheld == sizeof(s->held)) {
-        /* Full, so the held bytes are the drop name and white space. */
-        if (is_wsp(c)) {
-            s->extra_wsp++; /* written back as spaces if the line passes */
-        } else if (c == ':') {
+        /* Full, so the held bytes are the drop name and white space: a
+         * longer run is a forged field (or no field at all) and is not
+         * held without bound. Anything else passes byte for byte. */
+        if (is_wsp(c) || c == ':') {
             drop_field(s);
         } else {
             decide_held(s, out, 0);
@@ -159,17 +209,24 @@ static void content_byte(struct data_scan *s, struct buffer *out, char c) {
 
 /* line_end finishes the current line; |good| says it ended in CRLF. */
 static void line_end(struct data_scan *s, struct buffer *out, int good) {
+    int held_line = 0;
     if (s->hdr == HDR_UNDECIDED) {
-        if (s->nheld == 0 && !s->stuffed) {
+        if (s->nheld == 0) {
+            flush_pending(s, out);
             s->in_headers = 0; /* the empty line closing the header block */
+        } else if (held_is_drop_name_and_wsp(s)) {
+            /* Decided by the next line's first byte. */
+            flush_pending(s, out);
+            memcpy(s->pending, s->held, s->nheld);
+            s->npending = s->nheld;
+            s->pending_stuffed = s->stuffed;
+            s->nheld = 0;
+            held_line = 1;
         } else {
             decide_held(s, out, 0);
         }
     }
-    if (s->hdr != HDR_DROP) {
-        if (s->stuffed && !s->dot_written) {
-            out_put(s, out, ".", 1);
-        }
+    if (s->hdr != HDR_DROP && !held_line) {
         out_put(s, out, "\r\n", 2);
     }
     if (!good) {
@@ -177,6 +234,7 @@ static void line_end(struct data_scan *s, struct buffer *out, int good) {
     }
     s->prev_crlf = good ? 1 : 0;
     s->first_line = 0;
+    s->line_out = 0;
     s->frame = FRAME_BOL;
 }
 
@@ -193,7 +251,7 @@ static void lone_dot(struct data_scan *s, struct buffer *out, int good) {
 static size_t feed_mid_run(struct data_scan *s, const char *in, size_t n,
                            struct buffer *out) {
     size_t k = 0;
-    while (k < n && in[k] != '\r' && in[k] != '\n') {
+    while (k < n && in[k] != '\r' && in[k] != '\n' && in[k] != '\0') {
         k++;
     }
     out_content(s, out, in, k);
@@ -238,6 +296,7 @@ enum data_result data_scan_feed(struct data_scan *s, const char *in, size_t n,
             if (c == '\n') {
                 i++;
                 if (s->prev_crlf) {
+                    flush_pending(s, out);
                     out_put(s, out, ".\r\n", 3);
                     *out_consumed = i;
                     return s->nomem ? DATA_NOMEM : DATA_END;
@@ -255,7 +314,7 @@ enum data_result data_scan_feed(struct data_scan *s, const char *in, size_t n,
                 } else {
                     line_end(s, out, 0);
                 }
-            } else if (s->hdr == HDR_PASS || s->hdr == HDR_BODY) {
+            } else if ((s->hdr == HDR_PASS || s->hdr == HDR_BODY) && c != '\0') {
                 i += feed_mid_run(s, in + i, n - i, out);
             } else {
                 i++;

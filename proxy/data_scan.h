@@ -18,7 +18,25 @@
  *    (any case, "Name :" spelling too, with its folded continuation
  *    lines) is dropped: the header's value comes from the proxy alone;
  *  - a first line beginning with white space would fold into the
- *    proxy's injected header, so the header block is closed before it.
+ *    proxy's injected header, so the header block is closed before it;
+ *  - no line reaches the backend longer than DATA_SCAN_LINE_MAX octets
+ *    (998, RFC 5321 4.5.3.1.6, stuffing dot included): a longer one is
+ *    broken with CRLF SP, as Postfix's smtp_line_length_limit does, so a
+ *    backend reading lines into 1000-octet buffers never splits one, and
+ *    a continuation can never begin with "." (a second message);
+ *  - NUL bytes are removed: RFC 5321 2.3.8 and RFC 6152 allow them only
+ *    with BINARYMIME, which the proxy never offers, and a backend that
+ *    strips them itself before looking for the end of data would read
+ *    "CRLF NUL . CRLF" as the end. A line whose first written byte is a
+ *    "." is always stuffed, whatever came before it.
+ *
+ * A header-block line that begins with the status header's name followed
+ * by more white space than DATA_SCAN_NAME_MAX holds is dropped as a
+ * forged field: holding it longer would be unbounded memory. A line that
+ * is the name and white space alone is held until the next line's first
+ * byte: when that line is a continuation, the pair is a field folded
+ * before its colon ("Name CRLF SP : value", which lenient parsers unfold
+ * into the status field) and is dropped too.
  */
 #ifndef SMTP_TLS_PROXY_DATA_SCAN_H
 #define SMTP_TLS_PROXY_DATA_SCAN_H
@@ -28,6 +46,8 @@
 #include "buffer.h"
 
 #define DATA_SCAN_NAME_MAX 128
+/* The longest line written to the backend, CRLF excluded. */
+#define DATA_SCAN_LINE_MAX 998
 
 enum data_result {
     DATA_MORE = 0,  /* all input used; the message goes on */
@@ -52,10 +72,16 @@ struct data_scan {
 
     char held[DATA_SCAN_NAME_MAX]; /* start of a header line, undecided */
     size_t nheld;
-    size_t extra_wsp; /* white space after the drop name beyond |held| */
+    size_t line_out; /* octets of the current line written to the backend */
+    /* A whole line "Name *WSP", waiting for the next line's first byte. */
+    char pending[DATA_SCAN_NAME_MAX];
+    size_t npending;
+    unsigned pending_stuffed : 1;
 
     size_t dropped_fields; /* forged status headers removed */
     size_t bare_endings;   /* bare CR or LF normalised to CRLF */
+    size_t lines_broken;   /* over-long lines broken with CRLF SP */
+    size_t nul_removed;    /* NUL bytes removed */
 };
 
 /* data_scan_init prepares |s| for one message; |drop_name| (not copied)

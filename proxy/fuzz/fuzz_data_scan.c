@@ -47,7 +47,17 @@ static void scan(const uint8_t *d, size_t n, const uint8_t *cuts, size_t ncuts,
 }
 
 static void check_output(const char *o, size_t n, enum data_result r) {
+    size_t line_start = 0;
     for (size_t i = 0; i < n; i++) {
+        if (o[i] == '\0') {
+            abort(); /* NUL reaches the backend */
+        }
+        if (o[i] == '\n') {
+            if (i - line_start - 1 > DATA_SCAN_LINE_MAX) {
+                abort(); /* a line a 1000-octet reader would split */
+            }
+            line_start = i + 1;
+        }
         if (o[i] == '\n' && (i == 0 || o[i - 1] != '\r')) {
             abort(); /* bare LF */
         }
@@ -85,6 +95,9 @@ static void check_output(const char *o, size_t n, enum data_result r) {
             }
             if (j < plen && p[j] == ':') {
                 abort(); /* a forged status header reached the backend */
+            }
+            if (j + 2 == plen && i + len < n && (o[i + len] == ' ' || o[i + len] == '\t')) {
+                abort(); /* the status field, folded before its colon */
             }
         }
         i += len;

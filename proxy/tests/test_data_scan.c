@@ -58,6 +58,19 @@ static const char *out_of(const struct scan_run *r) {
     return r->out.len ? buffer_head(&r->out) : "";
 }
 
+/* line_of writes |prefix|, then |n| copies of |c|, then |suffix| into a
+ * new buffer; returns its length in *out_len. */
+static char *line_of(const char *prefix, char c, size_t n, const char *suffix,
+                     size_t *out_len) {
+    size_t lp = strlen(prefix), ls = strlen(suffix);
+    char *p = malloc(lp + n + ls + 1);
+    memcpy(p, prefix, lp);
+    memset(p + lp, c, n);
+    memcpy(p + lp + n, suffix, ls + 1);
+    *out_len = lp + n + ls;
+    return p;
+}
+
 /* check_scan runs both ways and compares with the expectation:
  * |want_out| (|want_len| bytes), result, consumed, dropped, bare. */
 static void check_scan_n(const char *in, size_t n, const char *want_out, size_t want_len,
@@ -277,6 +290,48 @@ UNIT_TEST(data_scan_forged_status_header_with_115_spaces_before_colon_is_dropped
     check_scan_n(in, (size_t)n, want, sizeof(want) - 1, DATA_END, (size_t)n, 1, 0, __LINE__);
 }
 
+UNIT_TEST(data_scan_endless_blank_run_after_status_name_is_dropped_in_bounded_output) {
+    /* once the name and its blanks fill the held bytes, the line is a
+     * forged field (or no field): dropped, never held or rewritten */
+    size_t n;
+    char *in = line_of("X-TLS-Status", ' ', 1u << 20, "x\r\nSubject: s\r\n\r\n.\r\n", &n);
+    const char want[] = "Subject: s\r\n\r\n.\r\n";
+    check_scan_n(in, n, want, sizeof(want) - 1, DATA_END, n, 1, 0, __LINE__);
+    free(in);
+    char *tabs = line_of("x-tls-status", '\t', 5000, ": forged\r\n\r\n.\r\n", &n);
+    check_scan_n(tabs, n, "\r\n.\r\n", 5, DATA_END, n, 1, 0, __LINE__);
+    free(tabs);
+}
+
+UNIT_TEST(data_scan_blank_run_after_status_name_that_fits_is_kept_byte_for_byte) {
+    /* tabs stay tabs: the held bytes are written as they came */
+    check_scan("X-TLS-Status\t \t x: y\r\n\r\n.\r\n", "X-TLS-Status\t \t x: y\r\n\r\n.\r\n",
+               DATA_END, 0, 0, 0);
+    size_t n;
+    char *in = line_of("X-TLS-Status", '\t', DATA_SCAN_NAME_MAX - 12, "z\r\n\r\n.\r\n", &n);
+    check_scan_n(in, n, in, n, DATA_END, n, 0, 0, __LINE__);
+    free(in);
+}
+
+UNIT_TEST(data_scan_status_name_folded_before_its_colon_is_dropped) {
+    /* "Name CRLF SP : value" unfolds to the status field in lenient
+     * parsers; its continuation lines go with it */
+    check_scan("X-TLS-Status\r\n : forged\r\nSubject: s\r\n\r\n.\r\n",
+               "Subject: s\r\n\r\n.\r\n", DATA_END, 0, 1, 0);
+    check_scan("To: t\r\nx-tls-status \t\r\n\t: forged\r\n more\r\nSubject: s\r\n\r\n.\r\n",
+               "To: t\r\nSubject: s\r\n\r\n.\r\n", DATA_END, 0, 1, 0);
+    check_scan(".X-TLS-Status\r\n : forged\r\n\r\n.\r\n", "\r\n.\r\n", DATA_END, 0, 1, 0);
+}
+
+UNIT_TEST(data_scan_status_name_alone_on_a_line_is_kept_when_no_continuation_follows) {
+    check_scan("X-TLS-Status\r\nTo: t\r\n\r\n.\r\n", "X-TLS-Status\r\nTo: t\r\n\r\n.\r\n",
+               DATA_END, 0, 0, 0);
+    check_scan("X-TLS-Status \r\n.\r\n", "X-TLS-Status \r\n.\r\n", DATA_END, 0, 0, 0);
+    check_scan(".X-TLS-Status\r\nX-TLS-Status\r\n\r\n.\r\n",
+               ".X-TLS-Status\r\nX-TLS-Status\r\n\r\n.\r\n", DATA_END, 0, 0, 0);
+    check_scan("X-TLS-Status\n\r\n.\r\n", "X-TLS-Status\r\n\r\n.\r\n", DATA_END, 0, 0, 1);
+}
+
 UNIT_TEST(data_scan_forged_status_header_after_bare_cr_in_header_is_dropped) {
     /* the bare CR becomes CRLF, so the backend sees a new field */
     check_scan("Subject: x\rX-TLS-Status: forged\r\nTo: t\r\n\r\n.\r\n",
@@ -415,11 +470,78 @@ UNIT_TEST(data_scan_zero_length_feed_is_more_and_consumes_nothing) {
 
 /* ---- bytes ---- */
 
-UNIT_TEST(data_scan_eight_bit_and_nul_bytes_pass_unchanged) {
+UNIT_TEST(data_scan_eight_bit_bytes_pass_and_nul_bytes_are_removed) {
     const char in[] = "Subject: \xc3\xa9t\xc3\xa9\r\n\r\n\xff\xfe\x00" "abc\x80\x01\x7f\r\n"
                       "\x00\r\n.\r\n";
-    check_scan_n(in, sizeof(in) - 1, in, sizeof(in) - 1, DATA_END, sizeof(in) - 1, 0, 0,
+    const char want[] = "Subject: \xc3\xa9t\xc3\xa9\r\n\r\n\xff\xfe" "abc\x80\x01\x7f\r\n"
+                        "\r\n.\r\n";
+    check_scan_n(in, sizeof(in) - 1, want, sizeof(want) - 1, DATA_END, sizeof(in) - 1, 0, 0,
                  __LINE__);
+}
+
+UNIT_TEST(data_scan_nul_before_a_dot_line_is_never_an_end_for_a_nul_stripping_backend) {
+    /* "CRLF NUL . CRLF" is the end of data to a backend that strips NUL
+     * first: the dot line must reach it stuffed */
+    check_scan("a\r\n\x00.\r\nMAIL FROM:<x@y>\r\n.\r\n",
+               "a\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n", DATA_END, 0, 0, 0);
+    check_scan("\x00\x00.\x00\r\n.\r\n", "..\r\n.\r\n", DATA_END, 0, 0, 0);
+    check_scan("\x00.x\r\n.\r\n", "..x\r\n.\r\n", DATA_END, 0, 0, 0);
+}
+
+UNIT_TEST(data_scan_stuffed_nul_line_becomes_an_empty_line_not_a_dot_line) {
+    /* ".NUL" un-stuffs to NUL, which is removed: an empty line, never "." */
+    check_scan("a: b\r\n\r\nx\r\n.\x00\r\ny\r\n.\r\n", "a: b\r\n\r\nx\r\n\r\ny\r\n.\r\n",
+               DATA_END, 0, 0, 0);
+}
+
+UNIT_TEST(data_scan_nul_inside_the_status_name_does_not_hide_it) {
+    check_scan("X-TLS-\x00Status: forged\r\nSubject: s\r\n\r\n.\r\n",
+               "Subject: s\r\n\r\n.\r\n", DATA_END, 0, 1, 0);
+}
+
+/* ---- line length ---- */
+
+UNIT_TEST(data_scan_line_of_998_octets_is_not_broken) {
+    size_t n, m;
+    char *in = line_of("a: b\r\n\r\n", 'x', 998, "\r\n.\r\n", &n);
+    char *want = line_of("a: b\r\n\r\n", 'x', 998, "\r\n.\r\n", &m);
+    check_scan_n(in, n, want, m, DATA_END, n, 0, 0, __LINE__);
+    free(in);
+    free(want);
+}
+
+UNIT_TEST(data_scan_999_octet_line_then_fake_end_reaches_backend_as_one_message) {
+    /* a backend reading 1000-octet lines would split the 999-octet line
+     * and read the dot line after it as the end of data */
+    size_t n;
+    char *in = line_of("a: b\r\n\r\n", 'x', 999, ".\r\nMAIL FROM:<f@x>\r\n.\r\n", &n);
+    struct scan_run r;
+    scan_whole(in, n, &r);
+    CHECK_INT(r.result, DATA_END);
+    CHECK_INT(r.consumed, n);
+    const char *o = out_of(&r);
+    /* 998 octets, then CRLF SP and the rest */
+    CHECK(r.out.len > 1010 && memcmp(o + 8 + 998, "\r\n x.\r\nMAIL", 11) == 0);
+    free(in);
+    buffer_free(&r.out);
+}
+
+UNIT_TEST(data_scan_long_stuffed_line_counts_the_dot_and_never_continues_with_a_dot) {
+    size_t n;
+    /* the client's stuffing dot plus 1500 dots of content */
+    char *in = line_of("\r\n.", '.', 1500, "\r\n.\r\n", &n);
+    struct scan_run r, b;
+    scan_whole(in, n, &r);
+    scan_bytewise(in, n, &b, __LINE__);
+    CHECK(r.out.len == b.out.len && memcmp(out_of(&r), out_of(&b), r.out.len) == 0);
+    const char *o = out_of(&r);
+    /* the empty first line, then 998 octets (stuffing dot included) */
+    CHECK(memcmp(o, "\r\n..", 4) == 0);
+    CHECK(memcmp(o + 2 + 998, "\r\n ", 3) == 0);
+    CHECK_INT(r.out.len, 2 + 998 + 3 + 503 + 2 + 3);
+    free(in);
+    buffer_free(&r.out);
+    buffer_free(&b.out);
 }
 
 UNIT_TEST(data_scan_can_be_reused_after_init_for_a_next_message) {
@@ -530,4 +652,79 @@ UNIT_TEST(data_scan_large_body_in_random_chunks_matches_whole) {
     buffer_free(&whole.out);
     buffer_free(&chunked.out);
     free(in);
+}
+
+/* check_backend_lines checks what a backend reading lines would see: no
+ * line over 998 octets, no bare CR or LF, no NUL, and no line "." but
+ * the last. */
+static void check_backend_lines(const char *o, size_t len, int line) {
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (o[i] == '\0') {
+            unit_fail(__FILE__, line, "NUL at %zu", i);
+            return;
+        }
+        if (o[i] == '\r' && (i + 1 >= len || o[i + 1] != '\n')) {
+            unit_fail(__FILE__, line, "bare CR at %zu", i);
+            return;
+        }
+        if (o[i] == '\n' && (i == 0 || o[i - 1] != '\r')) {
+            unit_fail(__FILE__, line, "bare LF at %zu", i);
+            return;
+        }
+        if (o[i] == '\n') {
+            size_t l = i - 1 - start;
+            if (l > DATA_SCAN_LINE_MAX) {
+                unit_fail(__FILE__, line, "line of %zu octets at %zu", l, start);
+                return;
+            }
+            if (l == 1 && o[start] == '.' && i + 1 != len) {
+                unit_fail(__FILE__, line, "dot line before the end at %zu", start);
+                return;
+            }
+            start = i + 1;
+        }
+    }
+}
+
+UNIT_TEST(data_scan_random_hostile_stream_reaches_backend_as_sane_lines) {
+    static const char *const pieces[] = {
+        "\r\n", "\n", "\r", ".", "..", "\x00", "\x00.", " ", "\t", "X-TLS-Status",
+        ":", "a", "bcdefghij", "\r\n.\r", ".\n",
+    };
+    for (unsigned round = 0; round < 40; round++) {
+        rng_state = 7000 + round;
+        size_t cap = 64 * 1024, n = 0;
+        char *in = malloc(cap + 64);
+        while (n < cap) {
+            const char *p = pieces[rng() % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t len = strlen(p);
+            if (*p == '\x00') {
+                len = p[1] ? 2 : 1;
+            }
+            if (rng() % 50 == 0) {
+                /* now and then a long run without line endings */
+                size_t run = 900 + rng() % 2200;
+                if (n + run > cap) {
+                    break;
+                }
+                memset(in + n, 'y', run);
+                n += run;
+                continue;
+            }
+            memcpy(in + n, p, len);
+            n += len;
+        }
+        memcpy(in + n, "\r\n.\r\n", 5);
+        n += 5;
+        struct scan_run r, b;
+        scan_whole(in, n, &r);
+        scan_bytewise(in, n, &b, __LINE__);
+        CHECK(r.out.len == b.out.len && memcmp(out_of(&r), out_of(&b), r.out.len) == 0);
+        CHECK_INT(r.result, DATA_END);
+        check_backend_lines(out_of(&r), r.out.len, __LINE__);
+        free(in);
+        buffer_free(&r.out);
+        buffer_free(&b.out);
+    }
 }
