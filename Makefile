@@ -3,6 +3,7 @@
 #   make            build proxy/smtp-tls-proxy
 #   make deps       install the Debian packages building and testing need
 #   make test       unit tests, sanitizer build, integration tests
+#   make fresh-check   make test in a fresh Debian 12 root (root, minutes)
 #   make demo       run the proxy on loopback with a demo backend
 #   make certs      the test PKI in certs/test/
 #   make geoip-db   a free country database for the demo
@@ -66,6 +67,8 @@ unit: proxy/tests/unit-tests proxy/tests/unit-tests-asan
 integration: $(BIN) proxy/smtp-tls-proxy-asan certs
 	cd integration-tests && PROXY_BIN=$(CURDIR)/proxy/smtp-tls-proxy-asan $(PYTHON) run.py
 
+# install-deps ends with .ci/check-peers, so a peer that lacks a capability
+# stops the run in seconds, before anything is built.
 test:
 	sh .ci/install-deps
 	$(MAKE) check-config unit integration
@@ -84,6 +87,12 @@ check-config: $(BIN) certs
 
 deps:
 	sh .ci/install-deps
+
+# git clone + make test in a debootstrapped Debian 12 root: proves that
+# make deps installs everything (needs root; not part of make test).
+.PHONY: fresh-check
+fresh-check:
+	sh .ci/fresh-check
 
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
