@@ -73,6 +73,11 @@ const char *identity_mode_name(enum identity_mode mode) {
     return names[mode];
 }
 
+const char *pregreet_policy_name(enum pregreet_policy policy) {
+    static const char *const names[] = {"ignore", "log", "reject"};
+    return names[policy];
+}
+
 const char *tls_version_name(int version) {
     switch (version) {
     case CONFIG_TLS1_0:
@@ -354,19 +359,42 @@ static int set_proxy_key(struct parse *p, const char *k, const char *v) {
         return 1;
     } else if (strcmp(k, "log_level") == 0) {
         return parse_log_level(p, v, &c->log_level);
-    } else if (strcmp(k, "command_line_max") == 0) {
-        if (!parse_uint(p, v, 65536, &n)) {
+    } else if (strcmp(k, "command_line_max") == 0 || strcmp(k, "mail_line_max") == 0 ||
+               strcmp(k, "auth_line_max") == 0) {
+        /* Lines must fit the input buffer (CONN_IN_MAX) to be found. */
+        if (!parse_uint(p, v, 32768, &n)) {
             return 0;
         }
         if (n < 512) {
-            return fail(p, "command_line_max must be at least 512 (RFC 5321 4.5.3.1.4)");
+            return fail(p, "%s must be at least 512 (RFC 5321 4.5.3.1.4)", k);
         }
-        c->command_line_max = n;
+        size_t *slot = k[0] == 'c' ? &c->command_line_max
+                       : k[0] == 'm' ? &c->mail_line_max : &c->auth_line_max;
+        *slot = n;
+        c->line_limit_line = p->line;
         return 1;
+    } else if (strcmp(k, "max_errors") == 0) {
+        if (!parse_uint(p, v, 1000000, &n)) {
+            return 0;
+        }
+        c->max_errors = (unsigned)n;
+        return 1;
+    } else if (strcmp(k, "pregreet") == 0) {
+        for (int m = PREGREET_IGNORE; m <= PREGREET_REJECT; m++) {
+            if (strcasecmp(v, pregreet_policy_name((enum pregreet_policy)m)) == 0) {
+                c->pregreet = (enum pregreet_policy)m;
+                return 1;
+            }
+        }
+        return fail(p, "pregreet must be ignore, log or reject, got \"%s\"", v);
     } else if (strcmp(k, "max_connections") == 0) {
         return parse_limit(p, k, v, &c->max_connections);
     } else if (strcmp(k, "max_per_client") == 0) {
         return parse_limit(p, k, v, &c->max_per_client);
+    }
+    if (strcmp(k, "pregreet_wait") == 0 && strcmp(v, "0") == 0) {
+        c->pregreet_wait = 0; /* reject early talkers, but never wait for them */
+        return 1;
     }
     static const struct {
         const char *name;
@@ -379,6 +407,7 @@ static int set_proxy_key(struct parse *p, const char *k, const char *v) {
         {"data_timeout", offsetof(struct config, data_timeout)},
         {"data_end_timeout", offsetof(struct config, data_end_timeout)},
         {"shutdown_grace", offsetof(struct config, shutdown_grace)},
+        {"pregreet_wait", offsetof(struct config, pregreet_wait)},
     };
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         if (strcmp(k, durations[i].name) == 0) {
@@ -702,6 +731,11 @@ static int finish(struct parse *p) {
     if (c->nlisteners == 0) {
         return fail(p, "at least one [listener NAME] section is required");
     }
+    if (c->mail_line_max < c->command_line_max) {
+        p->line = c->line_limit_line;
+        return fail(p, "mail_line_max (%zu) must be at least command_line_max (%zu)",
+                    c->mail_line_max, c->command_line_max);
+    }
     if (!finish_certificates(p)) {
         return 0;
     }
@@ -719,6 +753,11 @@ static void set_defaults(struct config *c) {
     c->workers = 0;
     c->log_level = LOG_LEVEL_INFO;
     c->command_line_max = SMTP_CMD_LINE_MAX_DEFAULT;
+    c->mail_line_max = SMTP_MAIL_LINE_MAX_DEFAULT;
+    c->auth_line_max = SMTP_AUTH_LINE_MAX_DEFAULT;
+    c->max_errors = 20; /* Postfix's smtpd_hard_error_limit */
+    c->pregreet = PREGREET_LOG;
+    c->pregreet_wait = 1;
     c->max_connections = 10000;
     c->max_per_client = 50;
     c->connect_timeout = 30;

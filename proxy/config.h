@@ -76,6 +76,14 @@ enum identity_mode {
     IDENTITY_PROXY_V2 = 3, /* HAProxy PROXY protocol, binary */
 };
 
+/* What to do with a client that talks before the greeting or pipelines
+ * where RFC 2920 says it must wait. */
+enum pregreet_policy {
+    PREGREET_IGNORE = 0,
+    PREGREET_LOG = 1,    /* log and count; the session goes on */
+    PREGREET_REJECT = 2, /* 554 5.5.1 and close */
+};
+
 struct backend_config {
     char *address;
     struct net_addr addr;
@@ -89,7 +97,13 @@ struct config {
     int workers;    /* 0: one per core */
     int log_level;  /* enum log_level */
 
-    size_t command_line_max;
+    size_t command_line_max; /* every verb but MAIL, RCPT, AUTH (CRLF included) */
+    size_t mail_line_max;    /* MAIL and RCPT, at most (smtp_line_limit) */
+    size_t auth_line_max;    /* AUTH, its SASL lines and 334 challenges */
+    int line_limit_line;     /* where a line limit was last set, for messages */
+    unsigned max_errors;     /* the proxy's own refusals before 421; 0: no limit */
+    enum pregreet_policy pregreet;
+    double pregreet_wait;    /* pregreet = reject: silence before the backend */
     unsigned max_connections; /* concurrent sessions, all listeners */
     unsigned max_per_client;  /* concurrent sessions from one address */
 
@@ -138,6 +152,7 @@ void net_addr_format(const struct net_addr *a, char *out, size_t outlen,
 const char *listener_kind_name(enum listener_kind kind);
 const char *tls_mode_name(enum tls_mode mode);
 const char *identity_mode_name(enum identity_mode mode);
+const char *pregreet_policy_name(enum pregreet_policy policy);
 /* tls_version_name gives "TLSv1.2" for CONFIG_TLS1_2 and so on. */
 const char *tls_version_name(int version);
 

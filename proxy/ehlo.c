@@ -115,3 +115,31 @@ int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy
     }
     return 1;
 }
+
+unsigned ehlo_extensions(const char *reply, size_t len) {
+    static const struct {
+        const char *keyword;
+        unsigned flag;
+    } known[] = {
+        {"SIZE", SMTP_EXT_SIZE},         {"DSN", SMTP_EXT_DSN},
+        {"AUTH", SMTP_EXT_AUTH},         {"8BITMIME", SMTP_EXT_8BITMIME},
+        {"SMTPUTF8", SMTP_EXT_SMTPUTF8}, {"PIPELINING", EHLO_PIPELINING},
+    };
+    unsigned flags = 0;
+    size_t pos = 0, lineno = 0;
+    while (pos < len) {
+        const char *nl = memchr(reply + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - reply) : len;
+        if (lineno++ > 0 && end - pos > 4) {
+            const char *text = reply + pos + 4;
+            size_t kwlen = keyword_length(text, end - pos - 4);
+            for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+                if (keyword_is(text, kwlen, known[i].keyword)) {
+                    flags |= known[i].flag;
+                }
+            }
+        }
+        pos = nl ? end + 1 : len;
+    }
+    return flags;
+}

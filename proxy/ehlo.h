@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "buffer.h"
+#include "smtp_cmd.h"
 
 struct ehlo_policy {
     int offer_starttls; /* add STARTTLS to the list */
@@ -27,5 +28,15 @@ struct ehlo_policy {
  * when offered, comes last. Returns 1, or 0 when |out| cannot grow. */
 int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy,
                  struct buffer *out);
+
+/* EHLO keywords the session acts on: the SMTP_EXT_* flags of smtp_cmd.h
+ * (they lengthen command lines) and PIPELINING (RFC 2920). */
+#define EHLO_PIPELINING 0x100
+
+/* ehlo_extensions returns the flags for the keywords of the complete 250
+ * EHLO reply |reply| (|len| bytes): SMTP_EXT_SIZE, SMTP_EXT_DSN,
+ * SMTP_EXT_AUTH, SMTP_EXT_8BITMIME, SMTP_EXT_SMTPUTF8, EHLO_PIPELINING.
+ * The first line is the greeting text, never a keyword. */
+unsigned ehlo_extensions(const char *reply, size_t len);
 
 #endif

@@ -85,6 +85,54 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out) {
     return 1;
 }
 
+int smtp_verb_peek(const char *buf, size_t n, enum smtp_verb *out_verb) {
+    size_t v = 0;
+    while (v < n && v <= SMTP_VERB_MAX &&
+           ((buf[v] >= 'A' && buf[v] <= 'Z') || (buf[v] >= 'a' && buf[v] <= 'z'))) {
+        v++;
+    }
+    if (v == n && v <= SMTP_VERB_MAX) {
+        return 0; /* the verb may go on */
+    }
+    struct smtp_cmd cmd;
+    /* Only the verb matters here: parse it alone. */
+    if (v > 0 && v <= SMTP_VERB_MAX && smtp_cmd_parse(buf, v, &cmd)) {
+        int ended = buf[v] == ' ' || buf[v] == '\t' || buf[v] == '\r' || buf[v] == '\n';
+        *out_verb = ended ? cmd.verb : VERB_UNKNOWN;
+    } else {
+        *out_verb = VERB_UNKNOWN;
+    }
+    return 1;
+}
+
+size_t smtp_line_limit(enum smtp_verb verb, unsigned exts, const struct smtp_line_limits *l) {
+    /* What each extension's parameters may add, as its RFC states it or,
+     * where it is silent, the parameter's own longest spelling. */
+    static const struct {
+        unsigned ext;
+        size_t mail, rcpt;
+    } allowance[] = {
+        {SMTP_EXT_SIZE, 26, 0},      /* RFC 1870 */
+        {SMTP_EXT_DSN, 120, 540},    /* RFC 3461: ENVID 100, ORCPT 500 */
+        {SMTP_EXT_AUTH, 500, 0},     /* RFC 4954 5 */
+        {SMTP_EXT_8BITMIME, 15, 0},  /* " BODY=8BITMIME" */
+        {SMTP_EXT_SMTPUTF8, 10, 0},  /* " SMTPUTF8" */
+    };
+    if (verb == VERB_AUTH) {
+        return l->auth;
+    }
+    if (verb != VERB_MAIL && verb != VERB_RCPT) {
+        return l->command;
+    }
+    size_t limit = l->command;
+    for (size_t i = 0; i < sizeof(allowance) / sizeof(allowance[0]); i++) {
+        if (exts & allowance[i].ext) {
+            limit += verb == VERB_MAIL ? allowance[i].mail : allowance[i].rcpt;
+        }
+    }
+    return limit < l->mail ? limit : (l->mail > l->command ? l->mail : l->command);
+}
+
 int smtp_cmd_canonical(const struct smtp_cmd *cmd, struct buffer *out) {
     return buffer_append(out, cmd->verb_text, cmd->verb_len) &&
            (cmd->arg_len == 0 ||

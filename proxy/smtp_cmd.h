@@ -11,10 +11,15 @@
 
 #include "buffer.h"
 
-/* RFC 5321 4.5.3.1.4 says 512 octets; extensions (AUTH initial
- * responses, long SIZE/BODY/SMTPUTF8 parameter lists) need more, so the
- * default accepts up to 2 KiB and refuses longer lines. */
-#define SMTP_CMD_LINE_MAX_DEFAULT 2048
+/* Line limits, CRLF included. RFC 5321 4.5.3.1.4 sets 512 octets for a
+ * command line, and a backend that reads commands into a 512-octet
+ * buffer splits anything longer into a second command: so 512 is what
+ * every command gets unless an extension the backend itself advertised
+ * raises it (smtp_line_limit). AUTH has its own limit: RFC 4954 4 names
+ * 12288 octets for SASL lines (Kerberos tokens exceed 2 KiB). */
+#define SMTP_CMD_LINE_MAX_DEFAULT 512
+#define SMTP_MAIL_LINE_MAX_DEFAULT 2048
+#define SMTP_AUTH_LINE_MAX_DEFAULT 12288
 
 enum line_status {
     LINE_INCOMPLETE = 0, /* no terminator yet, still within bounds */
@@ -81,6 +86,35 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
  * terminator). Whatever blanks the client used, both sides then see the
  * same verb. Returns 1, or 0 when |out| cannot grow. */
 int smtp_cmd_canonical(const struct smtp_cmd *cmd, struct buffer *out);
+
+/* smtp_verb_peek names the verb at the start of an incomplete line
+ * (|n| bytes) as smtp_cmd_parse will read it. Returns 1 and *out_verb
+ * once the verb is complete (ended by a blank or a line ending, or
+ * known not to be a verb: VERB_UNKNOWN), 0 while more bytes may still
+ * change it. */
+int smtp_verb_peek(const char *buf, size_t n, enum smtp_verb *out_verb);
+
+/* Extensions of the backend's EHLO reply that lengthen command lines. */
+#define SMTP_EXT_SIZE 0x01     /* RFC 1870: SIZE= on MAIL */
+#define SMTP_EXT_DSN 0x02      /* RFC 3461: RET= ENVID= on MAIL, NOTIFY= ORCPT= on RCPT */
+#define SMTP_EXT_AUTH 0x04     /* RFC 4954 5: AUTH= on MAIL */
+#define SMTP_EXT_8BITMIME 0x08 /* RFC 6152: BODY= on MAIL */
+#define SMTP_EXT_SMTPUTF8 0x10 /* RFC 6531: SMTPUTF8 on MAIL */
+
+struct smtp_line_limits {
+    size_t command; /* every verb but MAIL, RCPT and AUTH (512 at least) */
+    size_t mail;    /* MAIL and RCPT never more than this */
+    size_t auth;    /* AUTH and its SASL response lines */
+};
+
+/* smtp_line_limit is the longest line (CRLF included) the proxy accepts
+ * and forwards for |verb|, given the extensions |exts| (SMTP_EXT_*) the
+ * backend advertised in its last EHLO reply. MAIL and RCPT get the
+ * command limit plus what the parameters of each advertised extension
+ * may add (as each RFC states it), but never more than |l->mail|: a
+ * backend that does not advertise DSN never receives an ORCPT-sized
+ * line. */
+size_t smtp_line_limit(enum smtp_verb verb, unsigned exts, const struct smtp_line_limits *l);
 
 /* smtp_verb_name returns the canonical upper-case name ("?" if unknown). */
 const char *smtp_verb_name(enum smtp_verb verb);

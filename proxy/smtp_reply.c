@@ -33,20 +33,21 @@ static int check_line(struct smtp_reply *r, const char *line, size_t len) {
 enum reply_status smtp_reply_feed(struct smtp_reply *r, const char *buf,
                                   size_t n, size_t *out_consumed) {
     size_t used = 0;
+    size_t line_max = r->line_max ? r->line_max : SMTP_REPLY_LINE_MAX;
     *out_consumed = 0;
     while (used < n) {
         size_t avail = n - used;
         const char *line = buf + used;
         const char *lf = memchr(line, '\n', avail);
         if (lf == NULL) {
-            return avail > SMTP_REPLY_LINE_MAX ? REPLY_BAD : REPLY_INCOMPLETE;
+            return avail > line_max + 2 ? REPLY_BAD : REPLY_INCOMPLETE;
         }
         size_t len = (size_t)(lf - line);
         used += len + 1;
         if (len > 0 && line[len - 1] == '\r') {
             len--;
         }
-        if (len > SMTP_REPLY_LINE_MAX || memchr(line, '\r', len) != NULL ||
+        if (len > line_max || memchr(line, '\r', len) != NULL ||
             memchr(line, '\0', len) != NULL) {
             return REPLY_BAD;
         }

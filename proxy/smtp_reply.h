@@ -24,6 +24,9 @@ enum reply_status {
 };
 
 struct smtp_reply {
+    size_t line_max;    /* longest line, CRLF excluded; 0: SMTP_REPLY_LINE_MAX.
+                         * AUTH's 334 challenges may carry 12288 octets of
+                         * SASL (RFC 4954 4), other replies may not. */
     int code;           /* 100..599, from the first line */
     size_t nlines;      /* lines collected so far */
     struct buffer text; /* the lines, each ending in CRLF */
@@ -35,7 +38,8 @@ struct smtp_reply {
 enum reply_status smtp_reply_feed(struct smtp_reply *r, const char *buf,
                                   size_t n, size_t *out_consumed);
 
-/* smtp_reply_reset empties |r| for the next reply and frees its memory. */
+/* smtp_reply_reset empties |r| for the next reply and frees its memory;
+ * line_max is kept. */
 void smtp_reply_reset(struct smtp_reply *r);
 
 #endif

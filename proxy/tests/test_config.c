@@ -495,3 +495,41 @@ UNIT_TEST(config_net_addr_parse_refuses_names_and_bad_ports) {
         }
     }
 }
+
+UNIT_TEST(config_line_limits_errors_and_pregreet_have_safe_defaults) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->command_line_max, 512);
+        CHECK_INT(c->mail_line_max, 2048);
+        CHECK_INT(c->auth_line_max, 12288);
+        CHECK_INT(c->max_errors, 20);
+        CHECK_INT(c->pregreet, PREGREET_LOG);
+        CHECK(c->pregreet_wait == 1.0);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_pregreet_reject_and_zero_wait_parse) {
+    struct config *c;
+    check_ok("[proxy]\npregreet = reject\npregreet_wait = 0\nmax_errors = 0\n"
+             "auth_line_max = 16384\n[backend]\naddress = 127.0.0.1:1\n"
+             "[listener a]\naddress = 127.0.0.1:2\nkind = smtp\n",
+             &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->pregreet, PREGREET_REJECT);
+        CHECK(c->pregreet_wait == 0.0);
+        CHECK_INT(c->max_errors, 0);
+        CHECK_INT(c->auth_line_max, 16384);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_bad_pregreet_and_short_line_limits_name_their_line) {
+    check_error("[proxy]\npregreet = maybe\n", 2, "ignore, log or reject", __LINE__);
+    check_error("[proxy]\nauth_line_max = 100\n", 2, "at least 512", __LINE__);
+    check_error("[proxy]\nmail_line_max = 40000\n", 2, NULL, __LINE__);
+    check_error("[proxy]\ncommand_line_max = 1024\nmail_line_max = 600\n[backend]\n"
+                "address = 127.0.0.1:1\n[listener a]\naddress = 127.0.0.1:2\nkind = smtp\n",
+                3, "mail_line_max", __LINE__);
+}

@@ -213,3 +213,14 @@ UNIT_TEST(ehlo_keyword_is_the_leading_run_so_chunking_equals_is_removed) {
     CHECK_MEM(buffer_head(&out), out.len, "250-mx\r\n250 DSN\r\n");
     buffer_free(&out);
 }
+
+UNIT_TEST(ehlo_extensions_reads_keywords_not_the_greeting_line) {
+    const char reply[] = "250-PIPELINING greets you\r\n250-SIZE 1000\r\n250-dsn\r\n"
+                         "250-AUTH=LOGIN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
+    CHECK_INT(ehlo_extensions(reply, sizeof(reply) - 1),
+              SMTP_EXT_SIZE | SMTP_EXT_DSN | SMTP_EXT_AUTH | SMTP_EXT_8BITMIME |
+                  SMTP_EXT_SMTPUTF8);
+    const char pipe[] = "250-mx\r\n250-PIPELINING\r\n250 DSNX\r\n";
+    CHECK_INT(ehlo_extensions(pipe, sizeof(pipe) - 1), EHLO_PIPELINING);
+    CHECK_INT(ehlo_extensions("250 mx\r\n", 8), 0);
+}

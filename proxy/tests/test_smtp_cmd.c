@@ -366,3 +366,41 @@ UNIT_TEST(smtp_cmd_canonical_form_has_one_space_between_verb_and_argument) {
     CHECK_MEM(buffer_head(&out), out.len, "QUIT");
     buffer_free(&out);
 }
+
+/* ---- per-verb line limits ---- */
+
+UNIT_TEST(smtp_verb_peek_waits_for_the_end_of_the_verb) {
+    enum smtp_verb v = VERB_COUNT;
+    CHECK_INT(smtp_verb_peek("AU", 2, &v), 0);
+    CHECK_INT(smtp_verb_peek("AUTH", 4, &v), 0);
+    CHECK_INT(smtp_verb_peek("AUTH ", 5, &v), 1);
+    CHECK_INT(v, VERB_AUTH);
+    CHECK_INT(smtp_verb_peek("auth\tGSSAPI", 11, &v), 1);
+    CHECK_INT(v, VERB_AUTH);
+    CHECK_INT(smtp_verb_peek("NOOP\r\n", 6, &v), 1);
+    CHECK_INT(v, VERB_NOOP);
+    /* not a verb as smtp_cmd_parse reads one: the plain limit applies */
+    CHECK_INT(smtp_verb_peek(" AUTH x", 7, &v), 1);
+    CHECK_INT(v, VERB_UNKNOWN);
+    CHECK_INT(smtp_verb_peek("AUTHX1", 6, &v), 1);
+    CHECK_INT(v, VERB_UNKNOWN);
+    char longverb[40];
+    memset(longverb, 'A', sizeof(longverb));
+    CHECK_INT(smtp_verb_peek(longverb, sizeof(longverb), &v), 1);
+    CHECK_INT(v, VERB_UNKNOWN);
+}
+
+UNIT_TEST(smtp_line_limit_is_512_unless_the_backend_offers_extensions) {
+    const struct smtp_line_limits l = {512, 2048, 12288};
+    CHECK_INT(smtp_line_limit(VERB_NOOP, 0, &l), 512);
+    CHECK_INT(smtp_line_limit(VERB_UNKNOWN, ~0u, &l), 512);
+    CHECK_INT(smtp_line_limit(VERB_MAIL, 0, &l), 512);
+    CHECK_INT(smtp_line_limit(VERB_RCPT, SMTP_EXT_SIZE, &l), 512);
+    CHECK_INT(smtp_line_limit(VERB_MAIL, SMTP_EXT_SIZE, &l), 538);
+    CHECK_INT(smtp_line_limit(VERB_RCPT, SMTP_EXT_DSN, &l), 1052);
+    CHECK_INT(smtp_line_limit(VERB_MAIL, SMTP_EXT_DSN | SMTP_EXT_AUTH, &l), 1132);
+    CHECK_INT(smtp_line_limit(VERB_AUTH, 0, &l), 12288);
+    /* never past the MAIL/RCPT ceiling */
+    const struct smtp_line_limits low = {512, 600, 12288};
+    CHECK_INT(smtp_line_limit(VERB_MAIL, ~0u, &low), 600);
+}

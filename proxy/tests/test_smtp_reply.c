@@ -268,3 +268,23 @@ UNIT_TEST(smtp_reply_reset_frees_memory_and_clears_state) {
     CHECK_MEM(text_of(&r), r.text.len, "421 bye\r\n");
     smtp_reply_reset(&r);
 }
+
+UNIT_TEST(smtp_reply_line_max_admits_a_sasl_sized_challenge_only_when_set) {
+    size_t n = 6000;
+    char *in = malloc(n + 7);
+    memcpy(in, "334 ", 4);
+    memset(in + 4, 'C', n);
+    memcpy(in + 4 + n, "\r\n", 2);
+    struct smtp_reply r = {0};
+    size_t used = 0;
+    CHECK_INT(smtp_reply_feed(&r, in, n + 6, &used), REPLY_BAD);
+    smtp_reply_reset(&r);
+    r.line_max = 12288;
+    CHECK_INT(smtp_reply_feed(&r, in, n + 6, &used), REPLY_DONE);
+    CHECK_INT(used, n + 6);
+    CHECK_INT(r.code, 334);
+    CHECK_INT(r.line_max, 12288); /* kept across reset */
+    smtp_reply_reset(&r);
+    CHECK_INT(r.line_max, 12288);
+    free(in);
+}
