@@ -20,11 +20,6 @@ int net_listen(const struct net_addr *a, char *err, size_t errlen) {
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
     if (a->ss.ss_family == AF_INET6) {
         /* "[::]:25" means IPv6 only; list 0.0.0.0:25 too for IPv4. */
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));

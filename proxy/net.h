@@ -1,6 +1,6 @@
 /*
- * net.h - socket set-up: listening sockets (one per worker, SO_REUSEPORT)
- * and non-blocking connects to the backend.
+ * net.h - socket set-up: listening sockets (one per listener, shared by
+ * the workers) and non-blocking connects to the backend.
  */
 #ifndef SMTP_TLS_PROXY_NET_H
 #define SMTP_TLS_PROXY_NET_H
@@ -9,9 +9,12 @@
 
 #include "config.h"
 
-/* net_listen opens a non-blocking listening socket bound to |a| with
- * SO_REUSEPORT, so each worker can have its own and the kernel spreads
- * connections. Returns the fd, or -1 with |err| set. */
+/* net_listen opens a non-blocking listening socket bound to |a|. It sets
+ * SO_REUSEADDR (a restart may bind over TIME_WAIT) but never
+ * SO_REUSEPORT: with it, any other process of the same user could bind
+ * the same port and silently take a share of the mail, so a second
+ * instance must fail here with "Address already in use". Returns the fd,
+ * or -1 with |err| set. */
 int net_listen(const struct net_addr *a, char *err, size_t errlen);
 
 /* net_connect starts a non-blocking connect to |a|. Returns the fd (the

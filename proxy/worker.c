@@ -22,6 +22,16 @@ atomic_uint sessions_live;
 /* Live sessions per client address, all workers together. */
 static struct client_table *per_client;
 
+/* The listening sockets, one per listener, shared by every worker: one
+ * socket per port is what makes a second process fail to bind it (see
+ * net_listen). Level-triggered watchers in several loops may all wake
+ * for one connection; those that lose the race get EAGAIN. */
+static int *shared_fds;
+static size_t nshared;
+/* Workers that have stopped watching them; the last one closes them. */
+static atomic_int workers_unwatched;
+static int nworkers_watching;
+
 /* Accepts per readiness event: fairness between listeners and sessions. */
 #define ACCEPT_BURST 32
 /* How long accepting pauses when descriptors or memory run out. */
@@ -143,6 +153,17 @@ static void on_grace_over(struct ev_loop *loop, ev_timer *t, int revents) {
     }
 }
 
+static void close_shared_fds(void) {
+    for (size_t i = 0; i < nshared; i++) {
+        if (shared_fds[i] >= 0) {
+            close(shared_fds[i]);
+        }
+    }
+    free(shared_fds);
+    shared_fds = NULL;
+    nshared = 0;
+}
+
 static void on_wakeup(struct ev_loop *loop, ev_async *a, int revents) {
     (void)revents;
     struct worker *w = a->data;
@@ -152,8 +173,13 @@ static void on_wakeup(struct ev_loop *loop, ev_async *a, int revents) {
     w->stopping = 1;
     for (size_t i = 0; i < w->nlisteners; i++) {
         ev_io_stop(loop, &w->accept_io[i]);
-        close(w->listen_fds[i]);
         w->listen_fds[i] = -1;
+    }
+    /* No worker accepts once every one has stopped its watchers: the
+     * last closes the sockets, so new clients are refused at once
+     * rather than queued until the drain is over. */
+    if (atomic_fetch_add(&workers_unwatched, 1) + 1 == nworkers_watching) {
+        close_shared_fds();
     }
     ev_async_stop(loop, a);
     ev_timer_stop(loop, &w->accept_pause);
@@ -185,11 +211,6 @@ static void *worker_main(void *arg) {
 }
 
 static void worker_free(struct worker *w) {
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        if (w->listen_fds[i] >= 0) {
-            close(w->listen_fds[i]);
-        }
-    }
     free(w->listen_fds);
     free(w->accept_io);
     if (w->loop != NULL) {
@@ -197,7 +218,8 @@ static void worker_free(struct worker *w) {
     }
 }
 
-/* worker_init opens |w|'s listening sockets for |cfg|. */
+/* worker_init sets up |w| to accept from the shared sockets of |cfg|'s
+ * listeners. */
 static int worker_init(struct worker *w, int id, const struct config *cfg, char *err,
                        size_t errlen) {
     memset(w, 0, sizeof(*w));
@@ -215,13 +237,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     }
     w->nlisteners = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const struct listener_config *l = &cfg->listeners[i];
-        char why[200];
-        w->listen_fds[i] = net_listen(&l->addr, why, sizeof(why));
-        if (w->listen_fds[i] < 0) {
-            snprintf(err, errlen, "listener %s (%s): %s", l->name, l->address, why);
-            return 0;
-        }
+        w->listen_fds[i] = shared_fds[i];
         ev_io_init(&w->accept_io[i], on_accept, w->listen_fds[i], EV_READ);
         w->accept_io[i].data = w;
         ev_io_start(w->loop, &w->accept_io[i]);
@@ -234,12 +250,40 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     return 1;
 }
 
+/* open_shared_fds binds every listener of |cfg|, or none. */
+static int open_shared_fds(const struct config *cfg, char *err, size_t errlen) {
+    shared_fds = calloc(cfg->nlisteners, sizeof(int));
+    if (shared_fds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    nshared = cfg->nlisteners;
+    for (size_t i = 0; i < nshared; i++) {
+        shared_fds[i] = -1;
+    }
+    for (size_t i = 0; i < nshared; i++) {
+        const struct listener_config *l = &cfg->listeners[i];
+        char why[200];
+        shared_fds[i] = net_listen(&l->addr, why, sizeof(why));
+        if (shared_fds[i] < 0) {
+            snprintf(err, errlen, "listener %s (%s): %s", l->name, l->address, why);
+            close_shared_fds();
+            return 0;
+        }
+    }
+    return 1;
+}
+
 struct worker *workers_start(int n, char *err, size_t errlen) {
     if (per_client == NULL && (per_client = client_table_new()) == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     struct snapshot *snap = snapshot_acquire();
+    if (!open_shared_fds(snap->cfg, err, errlen)) {
+        snapshot_release(snap);
+        return NULL;
+    }
     struct worker *ws = calloc((size_t)n, sizeof(*ws));
     int ok = ws != NULL;
     int made = 0;
@@ -255,8 +299,11 @@ struct worker *workers_start(int n, char *err, size_t errlen) {
             worker_free(&ws[i]);
         }
         free(ws);
+        close_shared_fds();
         return NULL;
     }
+    atomic_store(&workers_unwatched, 0);
+    nworkers_watching = n;
     for (int i = 0; i < n; i++) {
         if (pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]) != 0) {
             log_error("event=fatal reason=\"cannot start worker thread\"");
@@ -276,6 +323,7 @@ void workers_stop(struct worker *ws, int n) {
         worker_free(&ws[i]);
     }
     free(ws);
+    close_shared_fds(); /* already closed unless a worker never stopped */
     client_table_free(per_client);
     per_client = NULL;
 }

@@ -1,7 +1,8 @@
 /*
- * worker.h - worker threads: each runs its own libev loop with its own
- * SO_REUSEPORT listening sockets, accepts connections and owns the
- * sessions it accepted. Workers share nothing on the hot path.
+ * worker.h - worker threads: each runs its own libev loop, accepts
+ * connections from the listening sockets (one per listener, opened once
+ * and watched by every worker) and owns the sessions it accepted.
+ * Workers share nothing else on the hot path.
  */
 #ifndef SMTP_TLS_PROXY_WORKER_H
 #define SMTP_TLS_PROXY_WORKER_H
@@ -20,7 +21,7 @@ struct worker {
     ev_async wakeup;      /* another thread asked us to stop */
     ev_timer grace_timer; /* how long sessions may finish after a stop */
     ev_timer accept_pause; /* out of descriptors: accepting resumes later */
-    int *listen_fds;
+    int *listen_fds;      /* the shared sockets; closed by the last worker to stop */
     ev_io *accept_io;
     size_t nlisteners;
     struct session *sessions; /* doubly linked, for shutdown */
@@ -31,8 +32,9 @@ struct worker {
     double shutdown_grace;
 };
 
-/* workers_start creates |n| workers, each with listening sockets for
- * every listener of the current snapshot, and starts their threads.
+/* workers_start opens a listening socket for every listener of the
+ * current snapshot, creates |n| workers that all accept from them, and
+ * starts their threads.
  * Returns the array, or NULL with |err| set (nothing left running). */
 struct worker *workers_start(int n, char *err, size_t errlen);
 
