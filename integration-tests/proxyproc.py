@@ -15,6 +15,9 @@ from peers import free_port, wait_port
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PROXY_BIN = os.environ.get("PROXY_BIN", os.path.join(ROOT, "proxy", "smtp-tls-proxy"))
+# The build without sanitizers, for what the sanitizers distort (memory).
+PLAIN_PROXY_BIN = os.environ.get("PLAIN_PROXY_BIN",
+                                 os.path.join(ROOT, "proxy", "smtp-tls-proxy"))
 
 
 class Proxy:
@@ -28,7 +31,7 @@ class Proxy:
     """
 
     def __init__(self, workdir, backend, listeners=None, proxy=None, extra="",
-                 backend_keys=None, nofile=None):
+                 backend_keys=None, nofile=None, binary=None):
         self.workdir = workdir
         self.backend = backend
         self.listeners = listeners or [{"name": "smtp", "kind": "smtp"}]
@@ -38,6 +41,7 @@ class Proxy:
         self.extra = extra
         self.backend_keys = dict(backend_keys or {})
         self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) for the proxy
+        self.binary = binary or PROXY_BIN
         self.proc = None
         self.log_path = os.path.join(workdir, "proxy.log")
         self.conf_path = os.path.join(workdir, "proxy.conf")
@@ -71,7 +75,7 @@ class Proxy:
 
             def limit():
                 resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-        self.proc = subprocess.Popen([PROXY_BIN, "-c", self.conf_path],
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf_path],
                                      stdout=self.logfile, stderr=subprocess.STDOUT,
                                      env=env, cwd=self.workdir, preexec_fn=limit)
         try:

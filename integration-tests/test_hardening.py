@@ -121,7 +121,9 @@ class ClientThatNeverReadsTest(unittest.TestCase):
         sink = SmtpSink(os.path.join(d, "sink")).start()
         self.addCleanup(sink.stop)
         os.makedirs(os.path.join(d, "p"))
-        p = Proxy(os.path.join(d, "p"), "%s:%d" % sink.address)
+        # No error limit here: this proves backpressure on the proxy's own
+        # refusals, which max_errors would otherwise cut short.
+        p = Proxy(os.path.join(d, "p"), "%s:%d" % sink.address, proxy={"max_errors": "0"})
         p.start()
         self.addCleanup(p.stop)
         s = socket.create_connection(("127.0.0.1", p.port()))

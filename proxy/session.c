@@ -21,9 +21,16 @@
  * (refusals) wait in the same FIFO, so the client always sees replies in
  * the order of its commands.
  *
+ * The proxy also answers for what only it can see: refusals of its own
+ * count towards max_errors; a client that talks before the greeting or
+ * sends a command before the reply it had to wait for (RFC 2920 3.1) is
+ * logged or refused (pregreet); no line longer than the backend is known
+ * to read is ever forwarded (client_line_limit).
+ *
  * Event handlers only read and write bytes and then call session_run(),
- * which feeds the machine. A session is freed only at the end of
- * session_run(), never in the middle of processing.
+ * which feeds the machine until nothing more can happen without a new
+ * event. A session is freed only at the end of session_run(), never in
+ * the middle of processing.
  */
 #include "session.h"
 
@@ -59,10 +66,12 @@ enum session_state {
     STATE_AUTH_WAIT = 5,  /* AUTH sent; client input held until its reply */
     STATE_CLOSING = 6,    /* backend gone; last reply going to the client */
     STATE_DEAD = 7,       /* to be freed at the end of session_run */
+    STATE_GREET_WAIT = 8, /* pregreet = reject: silence before the backend */
 };
 
 static const char *const state_names[] = {
     "connecting", "greeting", "command", "data-wait", "data", "auth-wait", "closing", "dead",
+    "greet-wait",
 };
 
 /* TLS on the client side, orthogonal to the SMTP state. */
@@ -85,11 +94,14 @@ enum pending_kind {
     PEND_RSET_QUIET = 8, /* RSET after STARTTLS; the client never sees it */
     PEND_AUTH = 9,       /* AUTH or one of its continuation lines */
     PEND_XCLIENT = 10,   /* the proxy's XCLIENT; its 220 becomes the greeting */
+    PEND_MAIL = 11,      /* relayed; a 2xx opens a transaction */
+    PEND_RESET = 12,     /* RSET or HELO: relayed; a 2xx ends any transaction */
 };
 
 struct pending {
     enum pending_kind kind;
     int close_after; /* PEND_LOCAL: end the session after this reply */
+    unsigned sync : 1; /* the client must wait for this reply (RFC 2920) */
     const char *text;
 };
 
@@ -142,6 +154,13 @@ struct session {
     unsigned helo_since_tls : 1;      /* EHLO/HELO given since TLS began */
     unsigned auth_continuation : 1;   /* next client line answers a 334 */
     unsigned authenticated : 1;       /* the backend said 235 */
+    unsigned in_transaction : 1;      /* MAIL accepted, message not yet ended */
+    unsigned greeted : 1;             /* the client has been sent the greeting */
+    unsigned pregreet : 1;            /* the client talked before it */
+    unsigned exts;                    /* EHLO_* / SMTP_EXT_* of the last EHLO */
+    unsigned errors;                  /* the proxy's own refusals */
+    unsigned sync_violations;         /* commands sent before their turn */
+    char too_many_errors[HEADERS_VALUE_MAX + 64];
 
     enum client_tls tls;
     const char *tls_mode;             /* "none", "starttls", "implicit" */
@@ -241,6 +260,7 @@ static void fifo_push(struct session *s, enum pending_kind kind, const char *tex
     p->kind = kind;
     p->text = text;
     p->close_after = close_after;
+    p->sync = 0;
     s->fifo_len++;
 }
 
@@ -263,6 +283,7 @@ static void starttls_begin(struct session *s) {
     s->helo[0] = '\0';
     s->esmtp = 0;
     s->helo_since_tls = 0;
+    s->exts = 0;
     forward(s, "RSET", 4, PEND_RSET_QUIET);
     s->starttls_ready = 1;
 }
@@ -293,6 +314,11 @@ static void drain_local(struct session *s) {
  * earlier reply is out (process_command_line drains the FIFO). */
 static void reply_local(struct session *s, const char *text, int close_after) {
     fifo_push(s, PEND_LOCAL, text, close_after);
+    /* The backend never sees these, so its own error limits cannot
+     * apply: the proxy counts them (max_errors). */
+    if (text[0] == '4' || text[0] == '5') {
+        s->errors++;
+    }
     if (close_after) {
         s->input_closed = 1;
     }
@@ -342,20 +368,42 @@ static void act_ehlo(struct session *s, const struct smtp_cmd *cmd, const char *
 static void act_helo(struct session *s, const struct smtp_cmd *cmd, const char *line,
                      size_t len) {
     remember_helo(s, cmd, 0);
-    forward(s, line, len, PEND_OTHER);
+    forward(s, line, len, PEND_RESET);
 }
+
+static void act_rset(struct session *s, const struct smtp_cmd *cmd, const char *line,
+                     size_t len) {
+    (void)cmd;
+    forward(s, line, len, PEND_RESET);
+}
+
+static size_t client_line_limit(const struct session *s, enum smtp_verb verb);
 
 static void act_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
                      size_t len) {
-    (void)cmd;
     /* The backend receives the client's message plus our headers; a SIZE
      * declaration must say so, or a message near the limit is refused
      * only after it was transferred. */
-    if (!smtp_mail_add_size(line, len, HEADERS_RESERVE, &s->backend.out)) {
+    struct buffer mail = {0};
+    if (!smtp_mail_add_size(line, len, HEADERS_RESERVE, &mail)) {
+        buffer_free(&mail);
         session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
         return;
     }
-    fifo_push(s, PEND_OTHER, NULL, 0);
+    /* The raised SIZE may add digits: the line as sent must still fit. */
+    if (mail.len > client_line_limit(s, cmd->verb)) {
+        buffer_free(&mail);
+        s->result = "line_too_long";
+        reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
+        return;
+    }
+    if (!buffer_append(&s->backend.out, buffer_head(&mail), mail.len)) {
+        buffer_free(&mail);
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+        return;
+    }
+    buffer_free(&mail);
+    fifo_push(s, PEND_MAIL, NULL, 0);
 }
 
 static void act_data(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -470,45 +518,136 @@ struct command_rule {
     command_action *action;
     unsigned before_tls : 1; /* allowed before TLS where TLS is required */
     unsigned needs_helo : 1; /* refused after STARTTLS until EHLO/HELO again */
+    unsigned sync : 1;       /* the client must wait for its reply: RFC 2920
+                              * 3.1 (EHLO, DATA, VRFY, EXPN, QUIT, NOOP),
+                              * and HELO and STARTTLS, which restart the
+                              * session */
 };
 
 static const struct command_rule command_table[VERB_COUNT] = {
-    [VERB_UNKNOWN] = {act_forward, 0, 0},
-    [VERB_HELO] = {act_helo, 1, 0},
-    [VERB_EHLO] = {act_ehlo, 1, 0},
-    [VERB_MAIL] = {act_mail, 0, 1},
-    [VERB_RCPT] = {act_forward, 0, 1},
-    [VERB_DATA] = {act_data, 0, 1},
-    [VERB_BDAT] = {act_bdat, 0, 1},
-    [VERB_RSET] = {act_forward, 1, 0},
-    [VERB_NOOP] = {act_forward, 1, 0},
-    [VERB_QUIT] = {act_quit, 1, 0},
-    [VERB_VRFY] = {act_forward, 0, 0},
-    [VERB_EXPN] = {act_forward, 0, 0},
-    [VERB_HELP] = {act_forward, 0, 0},
-    [VERB_STARTTLS] = {act_starttls, 1, 0},
-    [VERB_AUTH] = {act_auth, 0, 1},
-    [VERB_XCLIENT] = {act_refuse_identity, 1, 0},
-    [VERB_XFORWARD] = {act_refuse_identity, 1, 0},
+    [VERB_UNKNOWN] = {act_forward, 0, 0, 0},
+    [VERB_HELO] = {act_helo, 1, 0, 1},
+    [VERB_EHLO] = {act_ehlo, 1, 0, 1},
+    [VERB_MAIL] = {act_mail, 0, 1, 0},
+    [VERB_RCPT] = {act_forward, 0, 1, 0},
+    [VERB_DATA] = {act_data, 0, 1, 1},
+    [VERB_BDAT] = {act_bdat, 0, 1, 0},
+    [VERB_RSET] = {act_rset, 1, 0, 0},
+    [VERB_NOOP] = {act_forward, 1, 0, 1},
+    [VERB_QUIT] = {act_quit, 1, 0, 1},
+    [VERB_VRFY] = {act_forward, 0, 0, 1},
+    [VERB_EXPN] = {act_forward, 0, 0, 1},
+    [VERB_HELP] = {act_forward, 0, 0, 0},
+    [VERB_STARTTLS] = {act_starttls, 1, 0, 1},
+    [VERB_AUTH] = {act_auth, 0, 1, 0},
+    [VERB_XCLIENT] = {act_refuse_identity, 1, 0, 0},
+    [VERB_XFORWARD] = {act_refuse_identity, 1, 0, 0},
 };
+
+/* client_line_limit is the longest line, CRLF included, accepted for
+ * |verb| now: RFC 5321's 512 octets unless the backend's own EHLO
+ * advertised extensions that lengthen MAIL and RCPT, and AUTH's limit
+ * for SASL. A backend reading commands into a 512-octet buffer must
+ * never be given a longer one: it would run the rest as a command. */
+static size_t client_line_limit(const struct session *s, enum smtp_verb verb) {
+    const struct smtp_line_limits limits = {
+        .command = s->cfg->command_line_max,
+        .mail = s->cfg->mail_line_max,
+        .auth = s->cfg->auth_line_max,
+    };
+    return smtp_line_limit(verb, s->exts, &limits);
+}
+
+/* line_bound is how far to look for the end of the line at the head of
+ * the client's input: its verb's limit, or the largest while the verb is
+ * still incomplete. */
+static size_t line_bound(const struct session *s) {
+    enum smtp_verb verb;
+    const struct buffer *in = &s->client.in;
+    if (smtp_verb_peek(buffer_head(in), in->len, &verb)) {
+        return client_line_limit(s, verb);
+    }
+    size_t most = s->cfg->auth_line_max;
+    return s->cfg->mail_line_max > most ? s->cfg->mail_line_max : most;
+}
+
+/* fifo_owes_sync says whether a reply the client must wait for is still
+ * owed: a command arriving now was sent before its turn. */
+static int fifo_owes_sync(const struct session *s) {
+    for (unsigned i = 0; i < s->fifo_len; i++) {
+        if (s->fifo[(s->fifo_head + i) % PIPELINE_MAX].sync) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* mark_sync flags the replies the last command queued (from FIFO
+ * position |from| on) as ones the client must wait for: a command the
+ * protocol makes a synchronisation point, or any command while PIPELINING
+ * is not in effect (before EHLO, after HELO). */
+static void mark_sync(struct session *s, unsigned from, const struct command_rule *rule) {
+    int sync = rule->sync || !(s->exts & EHLO_PIPELINING);
+    for (unsigned i = from; i < s->fifo_len; i++) {
+        s->fifo[(s->fifo_head + i) % PIPELINE_MAX].sync = sync ? 1 : 0;
+    }
+}
+
+/* sync_violation handles a command that arrived before the reply its
+ * client had to wait for (RFC 2920 3.1; RFC 5321 4.3.1 without
+ * PIPELINING). Early talkers are the classic spambot signal, and no
+ * backend behind the proxy can see it. Returns 1 when the session was
+ * ended for it. */
+static int sync_violation(struct session *s, enum smtp_verb verb) {
+    if (s->cfg->pregreet == PREGREET_IGNORE) {
+        return 0;
+    }
+    if (s->sync_violations++ == 0) {
+        log_info("session=%s event=sync_violation client=%s verb=%s pipelining=%s", s->id,
+                 s->client_ip, smtp_verb_name(verb),
+                 (s->exts & EHLO_PIPELINING) ? "yes" : "no");
+    }
+    if (s->cfg->pregreet != PREGREET_REJECT) {
+        return 0;
+    }
+    s->result = "sync_violation";
+    reply_local(s, "554 5.5.1 Error: command sent before the previous reply; closing\r\n", 1);
+    return 1;
+}
 
 /* ---- client input ---- */
 
 /* process_command_line handles the line at the head of the client's
  * input. Returns 1 when it consumed something and may be called again. */
+/* line_too_long ends a session whose command line is over its limit:
+ * nothing of it reaches the backend, and no resynchronising guess is
+ * made about where the next command starts. */
+static void line_too_long(struct session *s, size_t limit) {
+    log_info("session=%s event=line_too_long limit=%zu", s->id, limit);
+    s->result = "line_too_long";
+    reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
+    drain_local(s);
+}
+
 static int process_command_line(struct session *s) {
     struct buffer *in = &s->client.in;
+    if (s->cfg->max_errors > 0 && s->errors >= s->cfg->max_errors) {
+        /* Postfix's smtpd_hard_error_limit, for what only the proxy sees. */
+        log_info("session=%s event=too_many_errors client=%s errors=%u", s->id, s->client_ip,
+                 s->errors);
+        s->result = "too_many_errors";
+        reply_local(s, s->too_many_errors, 1);
+        drain_local(s);
+        return 0;
+    }
     size_t len = 0, used = 0;
-    enum line_status st =
-        smtp_line_find(buffer_head(in), in->len, s->cfg->command_line_max, &len, &used);
+    size_t bound = line_bound(s);
+    enum line_status st = smtp_line_find(buffer_head(in), in->len, bound, &len, &used);
     switch (st) {
     case LINE_INCOMPLETE:
         return 0;
     case LINE_TOO_LONG:
-        log_info("session=%s event=line_too_long limit=%zu", s->id, s->cfg->command_line_max);
-        s->result = "line_too_long";
-        reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
-        drain_local(s);
+        line_too_long(s, bound);
         return 0;
     case LINE_BAD_BYTE:
         buffer_consume(in, used);
@@ -533,16 +672,26 @@ static int process_command_line(struct session *s) {
     /* From here on only the canonical form is used: what reaches the
      * backend is exactly the verb the proxy decided on. */
     smtp_cmd_parse(buffer_head(&line), line.len, &cmd);
+    /* As the backend will receive it: canonical, with CRLF. */
+    if (line.len + 2 > client_line_limit(s, cmd.verb)) {
+        buffer_free(&line);
+        line_too_long(s, client_line_limit(s, cmd.verb));
+        return 0;
+    }
     buffer_consume(in, used);
     log_debug("session=%s event=command verb=%s", s->id, smtp_verb_name(cmd.verb));
     const struct command_rule *rule = &command_table[cmd.verb];
-    if (s->listener->require_tls && s->tls != CLIENT_TLS_ON && !rule->before_tls) {
+    unsigned queued = s->fifo_len;
+    if (fifo_owes_sync(s) && sync_violation(s, cmd.verb)) {
+        /* refused and closing: the command is not run */
+    } else if (s->listener->require_tls && s->tls != CLIENT_TLS_ON && !rule->before_tls) {
         refuse_command(s, &cmd, "530 5.7.0 Must issue a STARTTLS command first\r\n");
     } else if (s->tls == CLIENT_TLS_ON && !s->helo_since_tls && rule->needs_helo) {
         refuse_command(s, &cmd, "503 5.5.1 Error: send EHLO/HELO first\r\n");
     } else {
         rule->action(s, &cmd, buffer_head(&line), line.len);
     }
+    mark_sync(s, queued, rule);
     buffer_free(&line);
     drain_local(s);
     return 1;
@@ -569,10 +718,12 @@ static int process_data(struct session *s) {
         return 0;
     }
     s->forged_removed += (unsigned)s->scan.dropped_fields;
-    if (s->scan.dropped_fields || s->scan.bare_endings) {
+    if (s->scan.dropped_fields || s->scan.bare_endings || s->scan.lines_broken ||
+        s->scan.nul_removed) {
         log_info("session=%s event=message_cleaned forged_status_headers=%zu "
-                 "bare_line_endings=%zu", s->id, s->scan.dropped_fields,
-                 s->scan.bare_endings);
+                 "bare_line_endings=%zu long_lines_broken=%zu nul_removed=%zu", s->id,
+                 s->scan.dropped_fields, s->scan.bare_endings, s->scan.lines_broken,
+                 s->scan.nul_removed);
     }
     fifo_push(s, PEND_DOT, NULL, 0);
     session_set_state(s, STATE_COMMAND);
@@ -586,14 +737,12 @@ static int process_auth_line(struct session *s) {
     struct buffer *in = &s->client.in;
     size_t len = 0, used = 0;
     enum line_status st =
-        smtp_line_find(buffer_head(in), in->len, s->cfg->command_line_max, &len, &used);
+        smtp_line_find(buffer_head(in), in->len, s->cfg->auth_line_max, &len, &used);
     if (st == LINE_INCOMPLETE) {
         return 0;
     }
-    if (st == LINE_TOO_LONG) {
-        s->result = "line_too_long";
-        reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
-        drain_local(s);
+    if (st == LINE_TOO_LONG || len + 2 > s->cfg->auth_line_max) {
+        line_too_long(s, s->cfg->auth_line_max);
         return 0;
     }
     s->auth_continuation = 0;
@@ -628,8 +777,10 @@ static void process_client_input(struct session *s) {
             s->progress++;
             continue;
         }
+        /* Draining, a session in a transaction may finish it (README). */
         if (s->state != STATE_COMMAND || s->input_closed || s->fifo_len >= PIPELINE_MAX ||
-            s->draining || s->starttls_queued || s->tls == CLIENT_TLS_HANDSHAKE) {
+            (s->draining && !s->in_transaction) || s->starttls_queued ||
+            s->tls == CLIENT_TLS_HANDSHAKE) {
             return;
         }
         if (s->discard > 0) {
@@ -749,6 +900,7 @@ static void on_reply(struct session *s) {
             return;
         }
         relay_reply(s);
+        s->greeted = 1;
         session_set_state(s, STATE_COMMAND);
         break;
     case PEND_XCLIENT:
@@ -764,10 +916,13 @@ static void on_reply(struct session *s) {
         /* XCLIENT restarts the backend's session: its new 220 is the
          * greeting the client sees (XCLIENT_README). */
         relay_reply(s);
+        s->greeted = 1;
         session_set_state(s, STATE_COMMAND);
         break;
     case PEND_EHLO:
         if (s->reply.code == 250) {
+            s->exts = ehlo_extensions(buffer_head(&s->reply.text), s->reply.text.len);
+            s->in_transaction = 0;
             struct ehlo_policy policy = {
                 .offer_starttls = s->listener->tls == TLS_MODE_STARTTLS &&
                                   s->tls == CLIENT_TLS_OFF,
@@ -798,6 +953,7 @@ static void on_reply(struct session *s) {
         if (s->reply.code >= 200 && s->reply.code < 300) {
             s->messages_accepted++;
         }
+        s->in_transaction = 0; /* whatever the reply, this message is over */
         log_info("session=%s event=message number=%u code=%d", s->id, s->messages_started,
                  s->reply.code);
         relay_reply(s);
@@ -812,6 +968,22 @@ static void on_reply(struct session *s) {
         if (s->reply.code != 250) {
             log_warning("session=%s event=backend_rset_refused code=%d", s->id, s->reply.code);
         }
+        s->in_transaction = 0;
+        break;
+    case PEND_MAIL:
+        if (s->reply.code >= 200 && s->reply.code < 300) {
+            s->in_transaction = 1;
+        }
+        relay_reply(s);
+        break;
+    case PEND_RESET:
+        if (s->reply.code >= 200 && s->reply.code < 300) {
+            s->in_transaction = 0;
+            if (!s->esmtp) {
+                s->exts = 0; /* HELO: no extensions, no PIPELINING */
+            }
+        }
+        relay_reply(s);
         break;
     case PEND_AUTH:
         relay_reply(s);
@@ -858,6 +1030,8 @@ static void process_backend_input(struct session *s) {
             return; /* backpressure: the client must read first */
         }
         size_t used = 0;
+        const struct pending *head = fifo_head(s);
+        s->reply.line_max = head != NULL && head->kind == PEND_AUTH ? s->cfg->auth_line_max : 0;
         enum reply_status st = smtp_reply_feed(&s->reply, buffer_head(in), in->len, &used);
         buffer_consume(in, used);
         if (st == REPLY_INCOMPLETE) {
@@ -958,6 +1132,8 @@ static double current_timeout(const struct session *s) {
         return left > 0.001 ? left : 0.001;
     }
     switch (s->state) {
+    case STATE_GREET_WAIT:
+        return c->pregreet_wait;
     case STATE_CONNECTING:
         return c->connect_timeout;
     case STATE_GREETING:
@@ -991,6 +1167,8 @@ static int waiting_for_backend(const struct session *s) {
     return s->fifo_len > 0 && s->fifo[s->fifo_head].kind != PEND_LOCAL;
 }
 
+static void connect_backend(struct session *s);
+
 static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     (void)loop;
     (void)revents;
@@ -1000,6 +1178,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
         session_set_state(s, STATE_DEAD);
     } else if (s->tls == CLIENT_TLS_HANDSHAKE) {
         tls_failed(s, "handshake_timeout");
+    } else if (s->state == STATE_GREET_WAIT) {
+        connect_backend(s); /* the client kept quiet */
     } else if (waiting_for_backend(s)) {
         log_warning("session=%s event=backend_timeout state=%s", s->id,
                     state_names[s->state]);
@@ -1068,7 +1248,9 @@ static void check_end(struct session *s) {
                      "backend_closed");
         return;
     }
-    if (s->draining && s->state == STATE_COMMAND && s->fifo_len == 0) {
+    /* A transaction begins with an accepted MAIL: it may finish first. */
+    if (s->draining && (s->state == STATE_GREET_WAIT ||
+                        (s->state == STATE_COMMAND && s->fifo_len == 0 && !s->in_transaction))) {
         session_fail(s, "4.3.2", "Service shutting down, try again later", "shutdown");
         return;
     }
@@ -1155,8 +1337,8 @@ static void session_destroy(struct session *s) {
     char helo[80], sni[80], org[100];
     log_info("session=%s event=end client=%s port=%u listener=%s scope=%s country=%s asn=%lu "
              "as_org=\"%s\" helo=%s tls=%s cipher=%s "
-             "sni=%s messages=%u accepted=%u forged_removed=%u bytes_in=%llu bytes_out=%llu "
-             "result=%s duration=%.3f",
+             "sni=%s messages=%u accepted=%u forged_removed=%u errors=%u pregreet=%s "
+             "sync_violations=%u bytes_in=%llu bytes_out=%llu result=%s duration=%.3f",
              s->id, s->client_ip, s->client_port, s->listener->name, addr_scope_name(s->scope),
              s->geo.country[0] ? s->geo.country : "-", s->geo.asn,
              as_org_for_log(org, sizeof(org), s->geo.as_org),
@@ -1164,8 +1346,8 @@ static void session_destroy(struct session *s) {
              s->tls == CLIENT_TLS_ON ? s->tls_version : "none",
              s->tls == CLIENT_TLS_ON ? s->tls_cipher : "-",
              s->sni[0] ? log_sanitize(sni, sizeof(sni), s->sni, strlen(s->sni)) : "-",
-             s->messages_started, s->messages_accepted, s->forged_removed,
-             s->client.bytes_in, s->client.bytes_out, s->result ? s->result : "unknown",
+             s->messages_started, s->messages_accepted, s->forged_removed, s->errors,
+             s->pregreet ? "yes" : "no", s->sync_violations, s->client.bytes_in, s->client.bytes_out, s->result ? s->result : "unknown",
              ev_now(loop) - s->started);
     conn_close(loop, &s->client);
     conn_close(loop, &s->backend);
@@ -1175,9 +1357,55 @@ static void session_destroy(struct session *s) {
     free(s);
 }
 
-/* session_run feeds the machine after any event, writes what it
- * produced, and frees the session when it is over. */
-static void session_run(struct session *s) {
+/* pregreet_check notices a client that talked before it was greeted
+ * (RFC 5321 3.1: clients wait for the 220). With pregreet = reject the
+ * client gets 554 and the connection ends; in GREET_WAIT the backend was
+ * never contacted. */
+static void pregreet_check(struct session *s) {
+    if (s->greeted || s->pregreet || s->client.in.len == 0 ||
+        s->cfg->pregreet == PREGREET_IGNORE) {
+        return;
+    }
+    s->pregreet = 1;
+    log_info("session=%s event=pregreet client=%s bytes=%zu state=%s", s->id, s->client_ip,
+             s->client.in.len, state_names[s->state]);
+    if (s->cfg->pregreet != PREGREET_REJECT) {
+        return;
+    }
+    char line[HEADERS_VALUE_MAX + 80];
+    snprintf(line, sizeof(line), "554 5.5.1 %s Error: talked before the greeting\r\n",
+             s->cfg->hostname);
+    to_client_str(s, line);
+    s->result = "pregreet";
+    s->input_closed = 1;
+    buffer_free(&s->client.in);
+    session_close_backend(s);
+    session_set_state(s, STATE_CLOSING);
+}
+
+/* What a round of session_run can change; equal before and after a
+ * round means nothing more can happen until the next event. */
+struct run_mark {
+    size_t client_in, backend_in, client_out, backend_out;
+    unsigned long progress;
+    enum session_state state;
+};
+
+static struct run_mark run_mark(const struct session *s) {
+    struct run_mark m = {s->client.in.len, s->backend.in.len, s->client.out.len,
+                         s->backend.out.len, s->progress, s->state};
+    return m;
+}
+
+static int run_mark_same(const struct run_mark *a, const struct run_mark *b) {
+    return a->client_in == b->client_in && a->backend_in == b->backend_in &&
+           a->client_out == b->client_out && a->backend_out == b->backend_out &&
+           a->progress == b->progress && a->state == b->state;
+}
+
+/* session_round processes both inputs once and flushes both outputs. */
+static void session_round(struct session *s) {
+    pregreet_check(s);
     if (!session_over(s)) {
         process_backend_input(s);
     }
@@ -1197,6 +1425,24 @@ static void session_run(struct session *s) {
     if (!s->client_error && s->tls != CLIENT_TLS_HANDSHAKE &&
         conn_flush(&s->client) == CONN_IO_ERROR) {
         s->client_error = 1;
+    }
+}
+
+/* session_run feeds the machine after any event, writes what it
+ * produced, and frees the session when it is over. It runs rounds until
+ * a fixed point: input parked behind a full output buffer must be
+ * processed as soon as a flush makes room, because no socket event will
+ * announce bytes that are already buffered. Every round that changes
+ * something consumes input or moves output, so this ends. */
+static void session_run(struct session *s) {
+    struct run_mark before = run_mark(s);
+    for (;;) {
+        session_round(s);
+        struct run_mark after = run_mark(s);
+        if (run_mark_same(&before, &after) || s->client_error) {
+            break;
+        }
+        before = after;
     }
     if (s->starttls_ready && s->client.out.len == 0 && !session_over(s) && !s->client_error) {
         if (start_client_tls(s, "starttls")) {
@@ -1345,6 +1591,8 @@ int session_start(struct worker *w, int fd, const struct net_addr *peer,
     w->nsessions++;
     w->sessions_started++;
     s->tls_mode = "none";
+    snprintf(s->too_many_errors, sizeof(s->too_many_errors),
+             "421 4.7.0 %s Error: too many errors; closing\r\n", s->cfg->hostname);
     log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
              s->client_ip, s->client_port, s->listener->name, s->local_port);
     if (s->listener->tls == TLS_MODE_IMPLICIT && !start_client_tls(s, "implicit")) {
@@ -1355,6 +1603,21 @@ int session_start(struct worker *w, int fd, const struct net_addr *peer,
         return 1;
     }
 
+    if (s->cfg->pregreet == PREGREET_REJECT && s->cfg->pregreet_wait > 0) {
+        /* Listen before speaking: a client that talks now is refused
+         * before the backend ever hears of it. */
+        session_set_state(s, STATE_GREET_WAIT);
+    } else {
+        connect_backend(s);
+    }
+    session_run(s);
+    return 1;
+}
+
+/* connect_backend starts the backend connection (and queues the PROXY
+ * header, which goes first). */
+static void connect_backend(struct session *s) {
+    session_set_state(s, STATE_CONNECTING);
     int bfd = net_connect(&s->cfg->backend.addr);
     if (bfd < 0) {
         log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
@@ -1365,8 +1628,6 @@ int session_start(struct worker *w, int fd, const struct net_addr *peer,
         conn_init(&s->backend, bfd, on_backend_io, s);
         send_proxy_header(s);
     }
-    session_run(s);
-    return 1;
 }
 
 /* ---- the worker's list ---- */
