@@ -199,6 +199,49 @@ class OneSessionMemoryTest(ProxyCase):
         self.assertLess(record["total"], MIB)
 
 
+    def test_four_sessions_to_a_backend_that_stopped_reading_stay_within_the_bound(self):
+        def stops_after_354(conn, received):
+            conn.sendall(b"220 stuck ESMTP\r\n")
+            r = LineReader(conn)
+            for _ in range(10):
+                line = r.read(4096)
+                if not line:
+                    return
+                if line.startswith(b"DATA"):
+                    conn.sendall(b"354 go\r\n")
+                    # Never reads again; the proxy's buffers must stop it.
+                    for _ in range(300):
+                        if self.backend.stopping:
+                            return
+                        time.sleep(0.1)
+                    return
+                conn.sendall(b"250 ok\r\n")
+        p = self.start(stops_after_354, binary=PLAIN_PROXY_BIN)
+        before = peak_rss_kib(p.proc.pid)
+        convs = []
+        for i in range(4):
+            c = self.conv()
+            c.send(b"EHLO stuck.src.test\r\nMAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\n"
+                   b"DATA\r\n")
+            self.assertEqual([r[:3] for r in c.read_replies(4)], [b"250", b"250", b"250", b"354"])
+            convs.append(c)
+        blanks = b" " * MIB
+        line = (b"y" * 998 + b"\r\n") * 1024
+        for c in convs:
+            c.sock.settimeout(2.0)
+            try:
+                c.send(STATUS)
+                for _ in range(16):
+                    c.send(blanks)
+                c.send(b"x\r\n\r\n")
+                for _ in range(16):
+                    c.send(line)  # stops when the proxy stops reading
+            except socket.timeout:
+                pass
+        growth = peak_rss_kib(p.proc.pid) - before
+        self.assertLess(growth, 16 * 1024, "peak RSS grew by %d KiB" % growth)
+
+
 class AuthLineLimitTest(ProxyCase):
     """Defect 2: AUTH lines and 334 challenges may carry 12,288 octets
     (RFC 4954 4); other commands keep RFC 5321's limit."""
