@@ -48,7 +48,7 @@ class LineReader:
 
 
 def legacy_mta(record, ehlo=b"250-legacy\r\n250 PIPELINING\r\n", strip_nul=False,
-               auth=False):
+               auth=False, ok=b"250 2.0.0 ok\r\n", stall_in_data=None):
     """A legacy MTA: commands are read into a 512-octet buffer, message
     lines into a 1000-octet one, and every piece is run as what it says.
     |record| gets "verbs" (every command piece, upper-cased first word),
@@ -61,7 +61,7 @@ def legacy_mta(record, ehlo=b"250-legacy\r\n250 PIPELINING\r\n", strip_nul=False
     def handler(conn, received):
         r = LineReader(conn)
         conn.sendall(b"220 legacy ESMTP\r\n")
-        for _ in range(20000):
+        for _ in range(200000):
             # An MTA that offers AUTH reads its lines as RFC 4954 asks.
             line = r.read(16384 if auth else 512)
             if not line:
@@ -81,6 +81,10 @@ def legacy_mta(record, ehlo=b"250-legacy\r\n250 PIPELINING\r\n", strip_nul=False
                 conn.sendall(b"235 2.7.0 ok\r\n")
             elif verb == b"DATA":
                 conn.sendall(b"354 go\r\n")
+                for _ in range(300 if stall_in_data else 0):
+                    if stall_in_data():
+                        return
+                    time.sleep(0.1)
                 body = []
                 for _ in range(200000):
                     piece = r.read(1000)
@@ -97,7 +101,7 @@ def legacy_mta(record, ehlo=b"250-legacy\r\n250 PIPELINING\r\n", strip_nul=False
                 conn.sendall(b"221 bye\r\n")
                 return
             else:
-                conn.sendall(b"250 2.0.0 ok\r\n")
+                conn.sendall(ok)
     return handler
 
 
@@ -114,6 +118,32 @@ class ProxyCase(unittest.TestCase):
         self.proxy.start()
         self.addCleanup(self.proxy.stop)
         return self.proxy
+
+    def another(self, handler, name):
+        """A second backend and proxy in this test; returns the proxy and
+        a greeted conversation with it."""
+        backend = ScriptedBackend(handler).start()
+        self.addCleanup(backend.stop)
+        d = os.path.join(self.dir, name)
+        os.makedirs(d)
+        p = Proxy(d, backend.address()).start()
+        self.addCleanup(p.stop)
+        c = SmtpConversation("127.0.0.1", p.port())
+        self.addCleanup(c.close)
+        self.assertTrue(c.read_reply().startswith(b"220"))
+        return p, c
+
+    def ehlo_conv(self, name="src.test"):
+        """A conversation that has had its greeting and its EHLO reply."""
+        c = self.conv()
+        c.send(b"EHLO " + name.encode() + b"\r\n")
+        self.assertTrue(c.read_reply().startswith(b"250"))
+        return c
+
+    def begin_data(self, c):
+        """MAIL, RCPT and DATA in one write, up to the 354."""
+        c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n")
+        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"250", b"354"])
 
     def conv(self, greet=True, timeout=10.0):
         c = SmtpConversation("127.0.0.1", self.proxy.port(), timeout=timeout)
@@ -181,8 +211,7 @@ class OneSessionMemoryTest(ProxyCase):
         c = self.conv(timeout=60)
         c.send(b"EHLO mem.src.test\r\n")
         c.read_reply()
-        c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n")
-        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"250", b"354"])
+        self.begin_data(c)
         before = peak_rss_kib(p.proc.pid)
         c.send(b"Subject: memory\r\n" + STATUS)
         blanks = b" \t" * (MIB // 2)
@@ -198,25 +227,11 @@ class OneSessionMemoryTest(ProxyCase):
         self.assertIn(b"Subject: memory\r\nTo: b@dst.test\r\n", record["head"])
         self.assertLess(record["total"], MIB)
 
-
     def test_four_sessions_to_a_backend_that_stopped_reading_stay_within_the_bound(self):
-        def stops_after_354(conn, received):
-            conn.sendall(b"220 stuck ESMTP\r\n")
-            r = LineReader(conn)
-            for _ in range(10):
-                line = r.read(4096)
-                if not line:
-                    return
-                if line.startswith(b"DATA"):
-                    conn.sendall(b"354 go\r\n")
-                    # Never reads again; the proxy's buffers must stop it.
-                    for _ in range(300):
-                        if self.backend.stopping:
-                            return
-                        time.sleep(0.1)
-                    return
-                conn.sendall(b"250 ok\r\n")
-        p = self.start(stops_after_354, binary=PLAIN_PROXY_BIN)
+        # The backend never reads after its 354; the proxy's buffers must
+        # stop the clients.
+        handler = legacy_mta({}, stall_in_data=lambda: self.backend.stopping)
+        p = self.start(handler, binary=PLAIN_PROXY_BIN)
         before = peak_rss_kib(p.proc.pid)
         convs = []
         for i in range(4):
@@ -253,9 +268,7 @@ class AuthLineLimitTest(ProxyCase):
                    listeners=[{"name": "smtp", "kind": "smtp", "auth_requires_tls": "no"}])
 
     def test_kerberos_sized_auth_exchange_reaches_both_sides_intact(self):
-        c = self.conv()
-        c.send(b"EHLO krb.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("krb.src.test")
         token = b"Y" * 5000
         c.send(b"AUTH GSSAPI " + token + b"\r\n")
         challenge = c.read_reply()
@@ -267,18 +280,14 @@ class AuthLineLimitTest(ProxyCase):
         self.assertIn(response + b"\r\n", self.record["lines"])
 
     def test_auth_line_over_12288_octets_gets_500_and_close(self):
-        c = self.conv()
-        c.send(b"EHLO krb.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("krb.src.test")
         c.send(b"AUTH GSSAPI " + b"Y" * 12300 + b"\r\n")
         self.assertTrue(c.read_reply().startswith(b"500 5.5.2"))
         self.assertEqual(c.read_until_eof(), b"")
         self.assertNotIn(b"AUTH", self.record["verbs"])
 
     def test_noop_of_600_octets_is_refused_though_auth_may_be_longer(self):
-        c = self.conv()
-        c.send(b"EHLO krb.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("krb.src.test")
         c.send(b"NOOP " + b"A" * 600 + b"\r\n")
         self.assertTrue(c.read_reply().startswith(b"500 5.5.2"))
         self.assertEqual(c.read_until_eof(), b"")
@@ -321,21 +330,8 @@ class OutputBacklogTest(ProxyCase):
         self.backlog(b"1\r\n", 120000, b"500 5.5.2")
 
     def test_pipelined_backend_replies_all_arrive_for_a_slow_reader(self):
-        def long_replies(conn, received):
-            conn.sendall(b"220 fake ESMTP\r\n")
-            r = LineReader(conn)
-            for _ in range(20010):
-                line = r.read(4096)
-                if not line:
-                    return
-                if line.startswith(b"EHLO"):
-                    conn.sendall(b"250-fake\r\n250 PIPELINING\r\n")
-                elif line.startswith(b"QUIT"):
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 2.0.0 " + b"r" * 90 + b"\r\n")
-        self.start(long_replies, proxy={"command_timeout": "3s", "reply_timeout": "3s"})
+        self.start(legacy_mta({}, ok=b"250 2.0.0 " + b"r" * 90 + b"\r\n"),
+                   proxy={"command_timeout": "3s", "reply_timeout": "3s"})
         self.backlog(b"RSET\r\n", 20000, b"250 2.0.0 rrr")
 
 
@@ -349,9 +345,7 @@ class LineSplittingBackendTest(ProxyCase):
         self.start(legacy_mta(self.record))
 
     def test_noop_padded_to_hide_xclient_is_refused_and_never_split(self):
-        c = self.conv()
-        c.send(b"EHLO split.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("split.src.test")
         c.send(b"NOOP " + b"A" * 506 + b"XCLIENT ADDR=6.6.6.6 NAME=trusted.example\r\n")
         self.assertTrue(c.read_reply().startswith(b"500 5.5.2"))
         self.assertEqual(c.read_until_eof(), b"")
@@ -359,9 +353,7 @@ class LineSplittingBackendTest(ProxyCase):
         self.assertFalse(any(b"XCLIENT" in l for l in self.record["lines"]))
 
     def test_rcpt_over_512_octets_is_refused_when_the_backend_offers_no_dsn(self):
-        c = self.conv()
-        c.send(b"EHLO split.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("split.src.test")
         c.send(b"MAIL FROM:<a@src.test>\r\n")
         self.assertTrue(c.read_reply().startswith(b"250"))
         c.send(b"RCPT TO:<b@dst.test> X=" + b"A" * 480 + b"XCLIENT ADDR=6.6.6.6\r\n")
@@ -371,9 +363,7 @@ class LineSplittingBackendTest(ProxyCase):
     def test_command_that_fills_a_512_octet_buffer_is_relayed_whole(self):
         # fgets(buf, 512) holds 511 octets; at the RFC's 512 only the LF
         # is left over, and an empty line runs nothing.
-        c = self.conv()
-        c.send(b"EHLO split.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("split.src.test")
         line = b"NOOP " + b"A" * (511 - 7) + b"\r\n"
         self.assertEqual(len(line), 511)
         c.send(line)
@@ -381,11 +371,8 @@ class LineSplittingBackendTest(ProxyCase):
         self.assertIn(line, self.record["lines"])
 
     def test_999_octet_body_line_cannot_queue_a_second_message(self):
-        c = self.conv()
-        c.send(b"EHLO split.src.test\r\n")
-        c.read_reply()
-        c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n")
-        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"250", b"354"])
+        c = self.ehlo_conv("split.src.test")
+        self.begin_data(c)
         c.send(b"Subject: split\r\n\r\n" + b"x" * 999 + b".\r\n"
                b"MAIL FROM:<forged@evil.test>\r\nRCPT TO:<victim@dst.test>\r\nDATA\r\n"
                b"Subject: forged\r\n\r\nsmuggled\r\n.\r\n")
@@ -401,15 +388,7 @@ class LineSplittingBackendTest(ProxyCase):
 
     def test_nul_dot_line_is_no_end_for_a_backend_that_strips_nul(self):
         record = {}
-        backend = ScriptedBackend(legacy_mta(record, strip_nul=True)).start()
-        self.addCleanup(backend.stop)
-        d = os.path.join(self.dir, "nul")
-        os.makedirs(d)
-        p = Proxy(d, backend.address()).start()
-        self.addCleanup(p.stop)
-        c = SmtpConversation("127.0.0.1", p.port())
-        self.addCleanup(c.close)
-        c.read_reply()
+        _, c = self.another(legacy_mta(record, strip_nul=True), "nul")
         c.send(b"EHLO nul.src.test\r\nMAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n")
         self.assertEqual([r[:3] for r in c.read_replies(4)], [b"250", b"250", b"250", b"354"])
         c.send(b"Subject: nul\r\n\r\nline\r\n\x00.\r\nMAIL FROM:<forged@evil.test>\r\n"
@@ -424,15 +403,7 @@ class LineSplittingBackendTest(ProxyCase):
     def test_long_rcpt_with_orcpt_reaches_a_backend_that_offers_dsn(self):
         record = {}
         ehlo = b"250-dsn\r\n250-DSN\r\n250 PIPELINING\r\n"
-        backend = ScriptedBackend(legacy_mta(record, ehlo=ehlo)).start()
-        self.addCleanup(backend.stop)
-        d = os.path.join(self.dir, "dsn")
-        os.makedirs(d)
-        p = Proxy(d, backend.address()).start()
-        self.addCleanup(p.stop)
-        c = SmtpConversation("127.0.0.1", p.port())
-        self.addCleanup(c.close)
-        c.read_reply()
+        _, c = self.another(legacy_mta(record, ehlo=ehlo), "dsn")
         c.send(b"EHLO dsn.src.test\r\n")
         c.read_reply()
         c.send(b"MAIL FROM:<a@src.test> RET=HDRS ENVID=" + b"E" * 100 + b"\r\n")
@@ -570,8 +541,7 @@ class PregreetTest(ProxyCase):
         c = self.conv()
         c.send(b"EHLO patient.src.test\r\n")
         self.assertTrue(c.read_reply().startswith(b"250"))
-        c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n")
-        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"250", b"354"])
+        self.begin_data(c)
         c.send(b"Subject: patient\r\n\r\nbody\r\n.\r\n")
         self.assertTrue(c.read_reply().startswith(b"250"))
         self.assertEqual(len(record["messages"]), 1)
@@ -580,9 +550,7 @@ class PregreetTest(ProxyCase):
     def test_pipelining_without_the_extension_is_logged(self):
         record = {}
         self.start(legacy_mta(record, ehlo=b"250-nopipe\r\n250 8BITMIME\r\n"))
-        c = self.conv()
-        c.send(b"EHLO eager.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("eager.src.test")
         c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\n")
         self.assertEqual([r[:3] for r in c.read_replies(2)], [b"250", b"250"])
         self.proxy.wait_log("event=sync_violation ")
@@ -591,9 +559,7 @@ class PregreetTest(ProxyCase):
         record = {}
         self.start(legacy_mta(record, ehlo=b"250-nopipe\r\n250 8BITMIME\r\n"),
                    proxy={"pregreet": "reject", "pregreet_wait": "0"})
-        c = self.conv()
-        c.send(b"EHLO eager.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("eager.src.test")
         c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\n")
         self.assertTrue(c.read_reply().startswith(b"250"))
         self.assertTrue(c.read_reply().startswith(b"554 5.5.1"))
@@ -612,9 +578,7 @@ class PregreetTest(ProxyCase):
     def test_rfc2920_pipelining_is_no_violation_even_with_reject(self):
         record = {}
         self.start(legacy_mta(record), proxy={"pregreet": "reject", "pregreet_wait": "0"})
-        c = self.conv()
-        c.send(b"EHLO pipe.src.test\r\n")
-        c.read_reply()
+        c = self.ehlo_conv("pipe.src.test")
         c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nRCPT TO:<c@dst.test>\r\n"
                b"DATA\r\n")
         self.assertEqual([r[:3] for r in c.read_replies(4)], [b"250", b"250", b"250", b"354"])
