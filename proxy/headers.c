@@ -24,6 +24,17 @@ char *headers_sanitize(char *out, size_t out_size, const char *src) {
     return out;
 }
 
+const char *headers_protocol(int esmtp, int tls, int authenticated, int utf8) {
+    static const char *const names[2][4] = {
+        {"ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA"},
+        {"UTF8SMTP", "UTF8SMTPA", "UTF8SMTPS", "UTF8SMTPSA"},
+    };
+    if (!esmtp) {
+        return "SMTP"; /* no extensions, so no SMTPUTF8 either */
+    }
+    return names[utf8 ? 1 : 0][(tls ? 2 : 0) + (authenticated ? 1 : 0)];
+}
+
 /* A folding writer: tokens go on the current line while it stays short;
  * otherwise the line is folded with CRLF TAB (RFC 5322 2.2.3). */
 struct folder {
@@ -41,10 +52,12 @@ static void fold_put(struct folder *f, const char *s) {
 }
 
 /* fold_token writes |sep| then |tok|, folding first when the line would
- * pass 78 columns. A fold replaces only the white space of |sep|: its
- * other characters (the ';' between status pairs) stay before the fold. */
+ * pass 78 columns (RFC 5322 2.1.1). A fold replaces only the white space
+ * of |sep|: its other characters (the ';' between status pairs) stay
+ * before the fold. One column is kept free after |tok| for the ';' that
+ * may follow it on the same line. */
 static void fold_token(struct folder *f, const char *sep, const char *tok) {
-    if (f->col + strlen(sep) + strlen(tok) > 78) {
+    if (f->col + strlen(sep) + strlen(tok) + 1 > 78) {
         char visible[8];
         size_t n = 0;
         for (; sep[n] != '\0' && sep[n] != ' ' && n + 1 < sizeof(visible); n++) {
@@ -64,8 +77,8 @@ static void write_received(const struct header_facts *h, struct folder *f) {
     char helo[HEADERS_VALUE_MAX + 1];
     char tok[HEADERS_VALUE_MAX + 64];
     headers_sanitize(helo, sizeof(helo), h->helo);
-    fold_put(f, "Received: from ");
-    fold_put(f, helo);
+    fold_put(f, "Received: from");
+    fold_token(f, " ", helo);
     snprintf(tok, sizeof(tok), "(unknown [%s%s])", h->client_is_ipv6 ? "IPv6:" : "",
              h->client_addr);
     fold_token(f, " ", tok);
@@ -81,12 +94,20 @@ static void write_received(const struct header_facts *h, struct folder *f) {
         /* RFC 8314 4.3: the "tls" clause names the cipher suite. */
         snprintf(tok, sizeof(tok), "tls %s", h->cipher ? h->cipher : "unknown");
         fold_token(f, " ", tok);
+        /* The comment word by word: it may fold at any of its blanks. */
         char sni[HEADERS_VALUE_MAX + 1];
-        snprintf(tok, sizeof(tok), "(%s%s%s%s%s port %u)", h->tls_version,
-                 h->group ? " group " : "", h->group ? h->group : "",
-                 h->sni ? " sni " : "",
-                 h->sni ? headers_sanitize(sni, sizeof(sni), h->sni) : "",
-                 h->local_port);
+        snprintf(tok, sizeof(tok), "(%s", h->tls_version);
+        fold_token(f, " ", tok);
+        if (h->group != NULL) {
+            fold_token(f, " ", "group");
+            fold_token(f, " ", h->group);
+        }
+        if (h->sni != NULL) {
+            fold_token(f, " ", "sni");
+            fold_token(f, " ", headers_sanitize(sni, sizeof(sni), h->sni));
+        }
+        fold_token(f, " ", "port");
+        snprintf(tok, sizeof(tok), "%u)", h->local_port);
         fold_token(f, " ", tok);
     }
     fold_put(f, ";");

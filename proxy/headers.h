@@ -29,8 +29,8 @@ struct header_facts {
     const char *helo;           /* client's HELO/EHLO argument, or NULL */
     const char *client_addr;    /* textual address, no brackets */
     int client_is_ipv6;
-    const char *protocol;       /* "SMTP", "ESMTP", "ESMTPS", "ESMTPSA" */
-    const char *id;             /* session id and message number */
+    const char *protocol;       /* headers_protocol() */
+    const char *id;             /* session id and message number: an Atom */
     const char *listener;       /* listener name */
     unsigned local_port;        /* port the client connected to */
     const char *mode;           /* "none", "starttls", "implicit" */
@@ -49,6 +49,12 @@ struct header_facts {
 /* headers_write appends both fields, each ending in CRLF, to |out|.
  * Returns 1, or 0 when |out| cannot grow. */
 int headers_write(const struct header_facts *f, struct buffer *out);
+
+/* headers_protocol is the Received "with" value: SMTP for HELO, else
+ * ESMTP with S for TLS and A for AUTH (RFC 3848), and for a transaction
+ * that used SMTPUTF8 (RFC 6531 3.7.3) UTF8SMTP, UTF8SMTPS, UTF8SMTPA,
+ * UTF8SMTPSA. */
+const char *headers_protocol(int esmtp, int tls, int authenticated, int utf8);
 
 /* headers_sanitize copies |src| into |out| (size |out_size| >=
  * HEADERS_VALUE_MAX + 1), keeping letters, digits and ". - _ : [ ]" and

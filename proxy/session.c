@@ -91,7 +91,7 @@ enum pending_kind {
     PEND_OTHER = 5,      /* relayed as it is */
     PEND_LOCAL = 6,      /* the proxy's own reply, |text| */
     PEND_STARTTLS = 7,   /* the proxy's 220, then the handshake */
-    PEND_RSET_QUIET = 8, /* RSET after STARTTLS; the client never sees it */
+    PEND_HELO = 8,       /* relayed; a 2xx restarts the session without extensions */
     PEND_AUTH = 9,       /* AUTH or one of its continuation lines */
     PEND_XCLIENT = 10,   /* the proxy's XCLIENT; its 220 becomes the greeting */
     PEND_MAIL = 11,      /* relayed; a 2xx opens a transaction */
@@ -141,8 +141,9 @@ struct session {
     struct data_scan scan;
     ev_timer timer;
 
-    char helo[HEADERS_VALUE_MAX + 1]; /* as sent; sanitised when written */
-    int esmtp;                        /* EHLO, not HELO */
+    char helo[HEADERS_VALUE_MAX + 1]; /* as accepted; sanitised when written */
+    int esmtp;                        /* EHLO, not HELO, was accepted */
+    char helo_sent[HEADERS_VALUE_MAX + 1]; /* the last EHLO/HELO, awaiting its 250 */
     unsigned long long discard;       /* BDAT chunk bytes to drop */
     unsigned input_closed : 1;        /* no more client commands (QUIT, fatal) */
     unsigned client_eof : 1;
@@ -155,6 +156,9 @@ struct session {
     unsigned auth_continuation : 1;   /* next client line answers a 334 */
     unsigned authenticated : 1;       /* the backend said 235 */
     unsigned in_transaction : 1;      /* MAIL accepted, message not yet ended */
+    unsigned mail_utf8 : 1;           /* the last MAIL asked for SMTPUTF8 */
+    unsigned utf8 : 1;                /* this transaction uses SMTPUTF8 (RFC 6531) */
+    unsigned backend_restart : 1;     /* new backend after STARTTLS: swallow its greeting */
     unsigned greeted : 1;             /* the client has been sent the greeting */
     unsigned pregreet : 1;            /* the client talked before it */
     unsigned exts;                    /* EHLO_* / SMTP_EXT_* of the last EHLO */
@@ -266,6 +270,29 @@ static void fifo_push(struct session *s, enum pending_kind kind, const char *tex
 
 static void forward(struct session *s, const char *line, size_t len, enum pending_kind kind);
 
+static void connect_backend(struct session *s);
+
+/* backend_restart ends the backend connection at STARTTLS; a new one is
+ * opened when the handshake is done (tls_established). The backend must
+ * forget everything from before TLS too (RFC 3207 4.2), and a new
+ * session is the one way that holds for every backend: RSET keeps the
+ * HELO, and OpenSMTPD refuses a second EHLO in one session ("503 5.5.1
+ * Already identified"), which made senders bounce. The new session also
+ * carries the post-TLS HELO in the backend's own Received header, and
+ * its identity (XCLIENT, PROXY) is sent again. Every earlier reply has
+ * been relayed, so nothing is owed on the old connection: a best-effort
+ * QUIT, then close. */
+static void backend_restart(struct session *s) {
+    if (s->backend.fd >= 0 && s->backend.out.len == 0) {
+        ssize_t ignored = send(s->backend.fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ignored;
+    }
+    session_close_backend(s);
+    smtp_reply_reset(&s->reply);
+    s->backend_eof = 0;
+    s->backend_restart = 1;
+}
+
 /* starttls_begin answers STARTTLS once every earlier reply is out
  * (RFC 3207 4). Whatever the client sent after STARTTLS arrived as
  * plaintext, before TLS protects anything: it is an injection attempt
@@ -278,13 +305,13 @@ static void starttls_begin(struct session *s) {
         buffer_free(&s->client.in);
     }
     to_client_str(s, "220 2.0.0 Ready to start TLS\r\n");
-    /* RFC 3207 4.2: forget everything learned before TLS, and make the
-     * backend forget the envelope too. */
+    /* RFC 3207 4.2: forget everything learned before TLS. */
     s->helo[0] = '\0';
     s->esmtp = 0;
     s->helo_since_tls = 0;
     s->exts = 0;
-    forward(s, "RSET", 4, PEND_RSET_QUIET);
+    s->in_transaction = 0;
+    backend_restart(s);
     s->starttls_ready = 1;
 }
 
@@ -346,29 +373,38 @@ static void act_forward(struct session *s, const struct smtp_cmd *cmd,
     forward(s, line, len, PEND_OTHER);
 }
 
-static void remember_helo(struct session *s, const struct smtp_cmd *cmd, int esmtp) {
+/* remember_helo keeps the name the client gave; it becomes the Received
+ * "from" only when the backend accepts it (accept_helo). */
+static void remember_helo(struct session *s, const struct smtp_cmd *cmd) {
     size_t n = cmd->arg_len < HEADERS_VALUE_MAX ? cmd->arg_len : HEADERS_VALUE_MAX;
     /* Only the first word: "EHLO name junk" names "name". */
     const char *space = memchr(cmd->arg, ' ', n);
     if (space != NULL) {
         n = (size_t)(space - cmd->arg);
     }
-    memcpy(s->helo, cmd->arg, n);
-    s->helo[n] = '\0';
-    s->esmtp = esmtp;
+    memcpy(s->helo_sent, cmd->arg, n);
+    s->helo_sent[n] = '\0';
     s->helo_since_tls = 1;
+}
+
+/* accept_helo records an EHLO or HELO the backend said 250 to. A refused
+ * one leaves the session as it was (RFC 5321 4.1.4). */
+static void accept_helo(struct session *s, int esmtp) {
+    memcpy(s->helo, s->helo_sent, sizeof(s->helo));
+    s->esmtp = esmtp;
+    s->in_transaction = 0;
 }
 
 static void act_ehlo(struct session *s, const struct smtp_cmd *cmd, const char *line,
                      size_t len) {
-    remember_helo(s, cmd, 1);
+    remember_helo(s, cmd);
     forward(s, line, len, PEND_EHLO);
 }
 
 static void act_helo(struct session *s, const struct smtp_cmd *cmd, const char *line,
                      size_t len) {
-    remember_helo(s, cmd, 0);
-    forward(s, line, len, PEND_RESET);
+    remember_helo(s, cmd);
+    forward(s, line, len, PEND_HELO);
 }
 
 static void act_rset(struct session *s, const struct smtp_cmd *cmd, const char *line,
@@ -403,6 +439,7 @@ static void act_mail(struct session *s, const struct smtp_cmd *cmd, const char *
         return;
     }
     buffer_free(&mail);
+    s->mail_utf8 = smtp_mail_param(line, len, "SMTPUTF8", NULL, NULL) ? 1 : 0;
     fifo_push(s, PEND_MAIL, NULL, 0);
 }
 
@@ -798,27 +835,17 @@ static void process_client_input(struct session *s) {
 
 /* ---- backend replies ---- */
 
-/* with_protocol is the Received "with" value (RFC 3848). */
-static const char *with_protocol(const struct session *s) {
-    if (!s->esmtp) {
-        return "SMTP";
-    }
-    if (s->tls == CLIENT_TLS_ON) {
-        return s->authenticated ? "ESMTPSA" : "ESMTPS";
-    }
-    return s->authenticated ? "ESMTPA" : "ESMTP";
-}
-
 static void write_injected_headers(struct session *s) {
     char id[48];
     int tls = s->tls == CLIENT_TLS_ON;
-    snprintf(id, sizeof(id), "%s.%u", s->id, s->messages_started);
+    /* An RFC 5321 Atom: letters, digits and '-', no '.'. */
+    snprintf(id, sizeof(id), "%s-%u", s->id, s->messages_started);
     struct header_facts f = {
         .proxy_hostname = s->cfg->hostname,
         .helo = s->helo[0] ? s->helo : NULL,
         .client_addr = s->client_ip,
         .client_is_ipv6 = s->client_is_ipv6,
-        .protocol = with_protocol(s),
+        .protocol = headers_protocol(s->esmtp, tls, s->authenticated, s->utf8),
         .id = id,
         .listener = s->listener->name,
         .local_port = s->local_port,
@@ -873,6 +900,21 @@ static void send_xclient(struct session *s) {
     fifo_push(s, PEND_XCLIENT, NULL, 0);
 }
 
+/* backend_restarted takes the greeting of the backend connection opened
+ * after STARTTLS: the client was greeted long ago and is waiting to send
+ * its EHLO, so a 220 is swallowed and anything else ends the session. */
+static void backend_restarted(struct session *s) {
+    s->backend_restart = 0;
+    if (s->reply.code != 220) {
+        log_warning("session=%s event=backend_refused_after_tls code=%d", s->id, s->reply.code);
+        session_fail(s, "4.3.0", "Mail backend refused the connection, try again later",
+                     "backend_refused");
+        return;
+    }
+    log_debug("session=%s event=backend_restarted", s->id);
+    session_set_state(s, STATE_COMMAND);
+}
+
 /* on_reply acts on one complete backend reply, matched to its command. */
 static void on_reply(struct session *s) {
     struct pending *p = fifo_head(s);
@@ -899,6 +941,10 @@ static void on_reply(struct session *s) {
             send_xclient(s);
             return;
         }
+        if (s->backend_restart) {
+            backend_restarted(s);
+            return;
+        }
         relay_reply(s);
         s->greeted = 1;
         session_set_state(s, STATE_COMMAND);
@@ -915,6 +961,10 @@ static void on_reply(struct session *s) {
         }
         /* XCLIENT restarts the backend's session: its new 220 is the
          * greeting the client sees (XCLIENT_README). */
+        if (s->backend_restart) {
+            backend_restarted(s);
+            return;
+        }
         relay_reply(s);
         s->greeted = 1;
         session_set_state(s, STATE_COMMAND);
@@ -922,7 +972,7 @@ static void on_reply(struct session *s) {
     case PEND_EHLO:
         if (s->reply.code == 250) {
             s->exts = ehlo_extensions(buffer_head(&s->reply.text), s->reply.text.len);
-            s->in_transaction = 0;
+            accept_helo(s, 1);
             struct ehlo_policy policy = {
                 .offer_starttls = s->listener->tls == TLS_MODE_STARTTLS &&
                                   s->tls == CLIENT_TLS_OFF,
@@ -964,24 +1014,23 @@ static void on_reply(struct session *s) {
         session_close_backend(s);
         session_set_state(s, STATE_CLOSING);
         return;
-    case PEND_RSET_QUIET:
-        if (s->reply.code != 250) {
-            log_warning("session=%s event=backend_rset_refused code=%d", s->id, s->reply.code);
-        }
-        s->in_transaction = 0;
-        break;
     case PEND_MAIL:
         if (s->reply.code >= 200 && s->reply.code < 300) {
             s->in_transaction = 1;
+            s->utf8 = s->mail_utf8;
         }
         relay_reply(s);
         break;
     case PEND_RESET:
         if (s->reply.code >= 200 && s->reply.code < 300) {
             s->in_transaction = 0;
-            if (!s->esmtp) {
-                s->exts = 0; /* HELO: no extensions, no PIPELINING */
-            }
+        }
+        relay_reply(s);
+        break;
+    case PEND_HELO:
+        if (s->reply.code == 250) {
+            accept_helo(s, 0);
+            s->exts = 0; /* no extensions, no PIPELINING */
         }
         relay_reply(s);
         break;
@@ -1067,6 +1116,9 @@ static void tls_established(struct session *s) {
     log_info("session=%s event=tls mode=%s version=%s cipher=%s group=%s sni=%s", s->id,
              s->tls_mode, s->tls_version, s->tls_cipher, s->tls_group[0] ? s->tls_group : "-",
              s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-");
+    if (s->backend_restart) {
+        connect_backend(s); /* its greeting is swallowed: backend_restarted */
+    }
 }
 
 /* tls_failed ends a session whose handshake failed. Nothing is said in
@@ -1166,8 +1218,6 @@ static int waiting_for_backend(const struct session *s) {
     }
     return s->fifo_len > 0 && s->fifo[s->fifo_head].kind != PEND_LOCAL;
 }
-
-static void connect_backend(struct session *s);
 
 static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     (void)loop;

@@ -160,9 +160,9 @@ static size_t path_end(const char *line, size_t len) {
     return len;
 }
 
-/* find_size_param returns the offset of the digits of a " SIZE=" esmtp
- * parameter after the reverse-path, or 0 when there is none. */
-static size_t find_size_param(const char *line, size_t len, size_t *out_digits) {
+int smtp_mail_param(const char *line, size_t len, const char *keyword, size_t *out_value,
+                    size_t *out_value_len) {
+    size_t klen = strlen(keyword);
     size_t i = path_end(line, len);
     while (i < len) {
         while (i < len && line[i] == ' ') {
@@ -172,20 +172,34 @@ static size_t find_size_param(const char *line, size_t len, size_t *out_digits) 
         while (i < len && line[i] != ' ') {
             i++;
         }
-        if (i - start > 5 && strncasecmp(line + start, "SIZE=", 5) == 0) {
-            size_t d = start + 5;
-            size_t nd = 0;
-            while (d + nd < i && line[d + nd] >= '0' && line[d + nd] <= '9') {
-                nd++;
+        size_t plen = i - start;
+        if (plen >= klen && strncasecmp(line + start, keyword, klen) == 0 &&
+            (plen == klen || line[start + klen] == '=')) {
+            size_t v = plen == klen ? i : start + klen + 1;
+            if (out_value != NULL) {
+                *out_value = v;
+                *out_value_len = i - v;
             }
-            if (nd > 0 && nd <= 18 && d + nd == i) {
-                *out_digits = nd;
-                return d;
-            }
-            return 0;
+            return 1;
         }
     }
     return 0;
+}
+
+/* find_size_param returns the offset of the digits of a " SIZE=" esmtp
+ * parameter after the reverse-path, or 0 when there is none. */
+static size_t find_size_param(const char *line, size_t len, size_t *out_digits) {
+    size_t d = 0, nd = 0;
+    if (!smtp_mail_param(line, len, "SIZE", &d, &nd) || nd == 0 || nd > 18) {
+        return 0;
+    }
+    for (size_t k = 0; k < nd; k++) {
+        if (line[d + k] < '0' || line[d + k] > '9') {
+            return 0;
+        }
+    }
+    *out_digits = nd;
+    return d;
 }
 
 int smtp_mail_add_size(const char *line, size_t len, size_t extra,

@@ -119,6 +119,13 @@ size_t smtp_line_limit(enum smtp_verb verb, unsigned exts, const struct smtp_lin
 /* smtp_verb_name returns the canonical upper-case name ("?" if unknown). */
 const char *smtp_verb_name(enum smtp_verb verb);
 
+/* smtp_mail_param looks for the esmtp parameter |keyword| (case-
+ * insensitive, "KEY" or "KEY=value") after the path of MAIL or RCPT line
+ * |line| (|len| bytes, no terminator). Returns 1 and, when |out_value| is
+ * not NULL, the offset and length of its value (0 long for "KEY"), or 0. */
+int smtp_mail_param(const char *line, size_t len, const char *keyword, size_t *out_value,
+                    size_t *out_value_len);
+
 /* smtp_mail_add_size writes MAIL line |line| (no terminator) to |out|
  * with CRLF, raising a SIZE=n parameter (RFC 1870) by |extra| octets: the
  * client declares its own message size, the backend receives that plus

@@ -172,12 +172,29 @@ UNIT_TEST(headers_plaintext_date_is_rfc5322_utc) {
     free(s);
 }
 
+/* unfold_in_place turns each fold (CRLF TAB, written where a blank was)
+ * back into that blank, for substring checks. */
+static void unfold_in_place(char *s) {
+    char *o = s;
+    for (const char *i = s; *i != '\0'; i++) {
+        if (i[0] == '\r' && i[1] == '\n' && i[2] == '\t') {
+            *o++ = ' ';
+            i += 2;
+        } else {
+            *o++ = *i;
+        }
+    }
+    *o = '\0';
+}
+
 UNIT_TEST(headers_tls_fields_name_protocol_cipher_and_details) {
     struct header_facts f = tls_facts();
     size_t len;
     char *s = write_text(&f, &len);
     CHECK(strstr(s, "with ESMTPS") != NULL);
     CHECK(strstr(s, "tls TLS_AES_256_GCM_SHA384") != NULL);
+    check_syntax(s, len, "X-TLS-Status", __LINE__);
+    unfold_in_place(s);
     CHECK(strstr(s, "(TLSv1.3 group X25519 sni mx.example.test port 465)") != NULL);
     CHECK(strstr(s, "X-TLS-Status: tls=TLSv1.3;") != NULL);
     CHECK(strstr(s, "cipher=TLS_AES_256_GCM_SHA384") != NULL);
@@ -188,7 +205,6 @@ UNIT_TEST(headers_tls_fields_name_protocol_cipher_and_details) {
     CHECK(strstr(s, "port=465") != NULL);
     CHECK(strstr(s, "client=203.0.113.7") != NULL);
     CHECK(strstr(s, "tls=none") == NULL);
-    check_syntax(s, len, "X-TLS-Status", __LINE__);
     free(s);
 }
 
@@ -322,9 +338,12 @@ UNIT_TEST(headers_hostile_sni_cannot_inject_lines_or_close_the_comment) {
     f.sni = "evil)\r\nX-Injected: 1";
     size_t len;
     char *s = write_text(&f, &len);
+    CHECK(strstr(s, "\nX-Injected") == NULL);
+    check_syntax(s, len, "X-TLS-Status", __LINE__);
+    unfold_in_place(s);
+    len = strlen(s);
     CHECK(strstr(s, "sni evil___X-Injected:_1 port 465)") != NULL);
     CHECK(strstr(s, "sni=evil___X-Injected:_1") != NULL);
-    CHECK(strstr(s, "\nX-Injected") == NULL);
     /* exactly the parentheses the format itself writes */
     size_t open = 0, close = 0;
     for (size_t i = 0; i < len; i++) {
@@ -478,4 +497,52 @@ UNIT_TEST(headers_write_appends_after_existing_output) {
     CHECK_INT(headers_write(&f, &out), 1);
     CHECK(out.len > 3 && memcmp(buffer_head(&out), "PREReceived: from ", 18) == 0);
     buffer_free(&out);
+}
+
+UNIT_TEST(headers_protocol_follows_rfc3848_and_rfc6531) {
+    CHECK_STR(headers_protocol(0, 1, 1, 1), "SMTP");
+    CHECK_STR(headers_protocol(1, 0, 0, 0), "ESMTP");
+    CHECK_STR(headers_protocol(1, 1, 0, 0), "ESMTPS");
+    CHECK_STR(headers_protocol(1, 0, 1, 0), "ESMTPA");
+    CHECK_STR(headers_protocol(1, 1, 1, 0), "ESMTPSA");
+    CHECK_STR(headers_protocol(1, 0, 0, 1), "UTF8SMTP");
+    CHECK_STR(headers_protocol(1, 1, 0, 1), "UTF8SMTPS");
+    CHECK_STR(headers_protocol(1, 0, 1, 1), "UTF8SMTPA");
+    CHECK_STR(headers_protocol(1, 1, 1, 1), "UTF8SMTPSA");
+}
+
+UNIT_TEST(headers_lines_stay_within_78_octets_whatever_the_lengths) {
+    /* RFC 5322 2.1.1: SHOULD be 78 or fewer. A line may pass only when a
+     * single token on it is longer than that. */
+    char helo[200], sni[200], host[100];
+    for (size_t h = 1; h < 90; h += 1) {
+        for (size_t k = 0; k < 60; k += 7) {
+            memset(helo, 'h', h);
+            helo[h] = '\0';
+            memset(sni, 's', k);
+            sni[k] = '\0';
+            snprintf(host, sizeof(host), "mx%zu.example.test", h % 13);
+            struct header_facts f = tls_facts();
+            f.helo = helo;
+            f.sni = k ? sni : NULL;
+            f.proxy_hostname = host;
+            size_t len;
+            char *s = write_text(&f, &len);
+            size_t start = 0;
+            for (size_t i = 0; i + 1 < len; i++) {
+                if (s[i] == '\r' && s[i + 1] == '\n') {
+                    size_t l = i - start;
+                    const char *sp = memchr(s + start + 1, ' ', l > 1 ? l - 1 : 0);
+                    if (l > 78 && sp != NULL) {
+                        unit_fail(__FILE__, __LINE__, "helo %zu sni %zu: line of %zu: %s", h,
+                                  k, l, unit_show_bytes(s + start, l));
+                        h = 90;
+                        break;
+                    }
+                    start = i + 2;
+                }
+            }
+            free(s);
+        }
+    }
 }

@@ -404,3 +404,18 @@ UNIT_TEST(smtp_line_limit_is_512_unless_the_backend_offers_extensions) {
     const struct smtp_line_limits low = {512, 600, 12288};
     CHECK_INT(smtp_line_limit(VERB_MAIL, ~0u, &low), 600);
 }
+
+UNIT_TEST(smtp_mail_param_finds_keywords_after_the_path_only) {
+    size_t v = 0, vl = 0;
+    const char l1[] = "MAIL FROM:<a@b> BODY=8BITMIME smtputf8 SIZE=10";
+    CHECK_INT(smtp_mail_param(l1, sizeof(l1) - 1, "SMTPUTF8", &v, &vl), 1);
+    CHECK_INT(vl, 0);
+    CHECK_INT(smtp_mail_param(l1, sizeof(l1) - 1, "BODY", &v, &vl), 1);
+    CHECK_MEM(l1 + v, vl, "8BITMIME");
+    CHECK_INT(smtp_mail_param(l1, sizeof(l1) - 1, "SIZE", NULL, NULL), 1);
+    /* inside the path, or a longer keyword, is no parameter */
+    const char l2[] = "MAIL FROM:<\"SMTPUTF8 x\"@b> SMTPUTF8X";
+    CHECK_INT(smtp_mail_param(l2, sizeof(l2) - 1, "SMTPUTF8", &v, &vl), 0);
+    const char l3[] = "MAIL FROM:<a@b>";
+    CHECK_INT(smtp_mail_param(l3, sizeof(l3) - 1, "SMTPUTF8", &v, &vl), 0);
+}
