@@ -32,14 +32,13 @@ struct client_table *client_table_new(void) {
     return t;
 }
 
-/* key_of writes |a| as 16 bytes of IPv6. */
+/* key_of writes |a| as 16 bytes of IPv6 (anything else as zeros). */
 static void key_of(const struct net_addr *a, uint8_t key[16]) {
-    memset(key, 0, 16);
-    if (a->ss.ss_family == AF_INET) {
-        key[10] = key[11] = 0xff;
-        memcpy(key + 12, &((const struct sockaddr_in *)&a->ss)->sin_addr, 4);
-    } else if (a->ss.ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)&a->ss)->sin6_addr, 16);
+    struct ip_addr ip;
+    if (net_addr_ip(a, &ip)) {
+        ip_addr_key(&ip, key);
+    } else {
+        memset(key, 0, 16);
     }
 }
 

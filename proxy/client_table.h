@@ -9,7 +9,7 @@
 #ifndef SMTP_TLS_PROXY_CLIENT_TABLE_H
 #define SMTP_TLS_PROXY_CLIENT_TABLE_H
 
-#include "config.h"
+#include "addr.h"
 
 struct client_table;
 

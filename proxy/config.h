@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "addr.h"
+
 enum listener_kind {
     KIND_SMTP = 0,        /* port 25: relay, STARTTLS offered, never required */
     KIND_SUBMISSION = 1,  /* port 587: STARTTLS, TLS required */
@@ -31,11 +33,6 @@ enum tls_mode {
     TLS_MODE_NONE = 0,
     TLS_MODE_STARTTLS = 1,
     TLS_MODE_IMPLICIT = 2,
-};
-
-struct net_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
 };
 
 /* Protocol versions as on the wire (the values of TLS1_VERSION ...). */
@@ -138,16 +135,6 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 
 /* config_free releases |cfg|; NULL is fine. */
 void config_free(struct config *cfg);
-
-/* net_addr_parse parses "host:port", "[v6]:port" (numeric hosts only: the
- * proxy must not depend on DNS to start) or an absolute unix socket path
- * into |out|. Returns 1, or 0 with |err| set. */
-int net_addr_parse(const char *text, struct net_addr *out, char *err, size_t errlen);
-
-/* net_addr_format writes |a| as text ("1.2.3.4", "::1", a unix path)
- * into |out| and, when |out_port| is not NULL, its port. */
-void net_addr_format(const struct net_addr *a, char *out, size_t outlen,
-                     unsigned *out_port);
 
 const char *listener_kind_name(enum listener_kind kind);
 const char *tls_mode_name(enum tls_mode mode);

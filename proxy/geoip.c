@@ -3,6 +3,8 @@
  */
 #include "geoip.h"
 
+#include "config.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <maxminddb.h>
@@ -118,8 +120,9 @@ static void lookup_asn(const struct geoip *g, const struct sockaddr *sa,
     get_string(&r.entry, out->as_org, sizeof(out->as_org), org);
 }
 
-void geoip_lookup(const struct geoip *g, const struct sockaddr *sa, struct geoip_result *out) {
+void geoip_lookup(const struct geoip *g, const struct net_addr *a, struct geoip_result *out) {
     memset(out, 0, sizeof(*out));
+    const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
     if (g == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
         return;
     }

@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "config.h"
+#include "addr.h"
+
+struct config;
 
 struct geoip;
 
@@ -32,8 +34,9 @@ struct geoip_result {
  * [geoip] gives a handle that finds nothing. */
 struct geoip *geoip_open(const struct config *cfg, char *err, size_t errlen);
 
-/* geoip_lookup fills |out| for address |sa| (always succeeds). */
-void geoip_lookup(const struct geoip *g, const struct sockaddr *sa, struct geoip_result *out);
+/* geoip_lookup fills |out| for address |a| (always succeeds; nothing is
+ * found for non-IP addresses). */
+void geoip_lookup(const struct geoip *g, const struct net_addr *a, struct geoip_result *out);
 
 void geoip_close(struct geoip *g);
 

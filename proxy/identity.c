@@ -15,45 +15,9 @@
 
 /* ---- addresses ---- */
 
-/* An IP endpoint reduced to what the wire formats carry. */
-struct ip_endpoint {
-    int family;             /* AF_INET or AF_INET6 */
-    unsigned char addr[16]; /* 4 or 16 bytes, network order */
-    unsigned port;
-};
-
-/* ip_endpoint_of fills |out| from |a|, folding an IPv4-mapped IPv6
- * address (a dual-stack socket's IPv4 peer) into plain IPv4. Returns 0
- * for NULL and for anything that is not IPv4 or IPv6. */
-static int ip_endpoint_of(const struct net_addr *a, struct ip_endpoint *out) {
-    if (a == NULL) {
-        return 0;
-    }
-    if (a->ss.ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
-        out->family = AF_INET;
-        memcpy(out->addr, &sin->sin_addr, 4);
-        out->port = ntohs(sin->sin_port);
-        return 1;
-    }
-    if (a->ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
-        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-            out->family = AF_INET;
-            memcpy(out->addr, &sin6->sin6_addr.s6_addr[12], 4);
-        } else {
-            out->family = AF_INET6;
-            memcpy(out->addr, &sin6->sin6_addr, 16);
-        }
-        out->port = ntohs(sin6->sin6_port);
-        return 1;
-    }
-    return 0;
-}
-
 /* ip_text writes |e|'s address as inet_ntop text (RFC 5952 for IPv6). */
-static void ip_text(const struct ip_endpoint *e, char out[INET6_ADDRSTRLEN]) {
-    if (inet_ntop(e->family, e->addr, out, INET6_ADDRSTRLEN) == NULL) {
+static void ip_text(const struct ip_addr *e, char out[INET6_ADDRSTRLEN]) {
+    if (inet_ntop(e->family, e->bytes, out, INET6_ADDRSTRLEN) == NULL) {
         out[0] = '\0'; /* cannot happen for AF_INET/AF_INET6 */
     }
 }
@@ -155,7 +119,7 @@ static void line_xtext(struct line *l, const char *s) {
 
 /* line_endpoint appends " ADDR=... PORT=..." (or DESTADDR/DESTPORT). */
 static void line_endpoint(struct line *l, const char *addr_attr, const char *port_attr,
-                          const struct ip_endpoint *e) {
+                          const struct ip_addr *e) {
     char text[INET6_ADDRSTRLEN], port[16];
     ip_text(e, text);
     snprintf(port, sizeof(port), "%u", e->port);
@@ -213,8 +177,8 @@ static int xclient_tail(const struct xclient_facts *f, struct line *tail) {
         line_str(tail, " LOGIN=");
         line_xtext(tail, f->login);
     }
-    struct ip_endpoint local;
-    if (ip_endpoint_of(f->local, &local)) {
+    struct ip_addr local;
+    if (net_addr_ip(f->local, &local)) {
         line_endpoint(tail, " DESTADDR=", " DESTPORT=", &local);
     }
     return !tail->overflow;
@@ -230,8 +194,8 @@ static int xclient_head(const struct xclient_facts *f, struct line *head) {
     } else {
         line_str(head, "[UNAVAILABLE]");
     }
-    struct ip_endpoint client;
-    if (ip_endpoint_of(f->client, &client)) {
+    struct ip_addr client;
+    if (net_addr_ip(f->client, &client)) {
         line_endpoint(head, " ADDR=", " PORT=", &client);
     } else {
         line_str(head, " ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE]");
@@ -282,8 +246,8 @@ int xclient_command(const struct xclient_facts *f, struct buffer *out) {
 /* proxy_pair resolves |src| and |dst| and returns their common family,
  * or 0 when they are not both IPv4 or both IPv6. */
 static int proxy_pair(const struct net_addr *src, const struct net_addr *dst,
-                      struct ip_endpoint *s, struct ip_endpoint *d) {
-    if (!ip_endpoint_of(src, s) || !ip_endpoint_of(dst, d) || s->family != d->family) {
+                      struct ip_addr *s, struct ip_addr *d) {
+    if (!net_addr_ip(src, s) || !net_addr_ip(dst, d) || s->family != d->family) {
         return 0;
     }
     return s->family;
@@ -291,7 +255,7 @@ static int proxy_pair(const struct net_addr *src, const struct net_addr *dst,
 
 int proxy_v1_header(const struct net_addr *src, const struct net_addr *dst,
                     struct buffer *out) {
-    struct ip_endpoint s, d;
+    struct ip_addr s, d;
     int family = proxy_pair(src, dst, &s, &d);
     if (family == 0) {
         return buffer_append_str(out, "PROXY UNKNOWN\r\n");
@@ -318,7 +282,7 @@ int proxy_v2_header(const struct net_addr *src, const struct net_addr *dst,
     static const unsigned char sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                           0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
     unsigned char h[PROXY_V2_MAX];
-    struct ip_endpoint s, d;
+    struct ip_addr s, d;
     int family = proxy_pair(src, dst, &s, &d);
     memcpy(h, sig, sizeof(sig));
     if (family == 0) {
@@ -331,8 +295,8 @@ int proxy_v2_header(const struct net_addr *src, const struct net_addr *dst,
     h[12] = 0x21; /* version 2, PROXY */
     h[13] = family == AF_INET ? 0x11 : 0x21;
     put16(h + 14, (unsigned)(2 * alen + 4));
-    memcpy(h + 16, s.addr, alen);
-    memcpy(h + 16 + alen, d.addr, alen);
+    memcpy(h + 16, s.bytes, alen);
+    memcpy(h + 16 + alen, d.bytes, alen);
     put16(h + 16 + 2 * alen, s.port);
     put16(h + 18 + 2 * alen, d.port);
     return buffer_append(out, h, 20 + 2 * alen);

@@ -32,7 +32,7 @@
 #include <stddef.h>
 
 #include "buffer.h"
-#include "config.h"
+#include "addr.h"
 
 /* RFC 5321 4.5.3.1.4, which XCLIENT_README asks clients to respect:
  * the command line, CRLF included. */

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "addr.h"
 
 /* net_listen opens a non-blocking listening socket bound to |a|. It sets
  * SO_REUSEADDR (a restart may bind over TIME_WAIT) but never

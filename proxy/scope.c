@@ -53,28 +53,17 @@ static enum addr_scope classify(const unsigned char *addr, const struct prefix *
 }
 
 enum addr_scope addr_scope_of(const struct net_addr *a) {
-    if (a == NULL) {
-        return SCOPE_GLOBAL;
-    }
-    switch (a->ss.ss_family) {
-    case AF_INET: {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
-        return classify((const unsigned char *)&sin->sin_addr, v4_prefixes,
-                        sizeof(v4_prefixes) / sizeof(v4_prefixes[0]));
-    }
-    case AF_INET6: {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
-        const unsigned char *b = sin6->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-            return classify(b + 12, v4_prefixes, sizeof(v4_prefixes) / sizeof(v4_prefixes[0]));
-        }
-        return classify(b, v6_prefixes, sizeof(v6_prefixes) / sizeof(v6_prefixes[0]));
-    }
-    case AF_UNIX:
+    struct ip_addr ip;
+    if (a != NULL && a->ss.ss_family == AF_UNIX) {
         return SCOPE_LOOPBACK;
-    default:
+    }
+    if (!net_addr_ip(a, &ip)) {
         return SCOPE_GLOBAL;
     }
+    if (ip.family == AF_INET) {
+        return classify(ip.bytes, v4_prefixes, sizeof(v4_prefixes) / sizeof(v4_prefixes[0]));
+    }
+    return classify(ip.bytes, v6_prefixes, sizeof(v6_prefixes) / sizeof(v6_prefixes[0]));
 }
 
 const char *addr_scope_name(enum addr_scope scope) {

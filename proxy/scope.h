@@ -19,7 +19,7 @@
 #ifndef SMTP_TLS_PROXY_SCOPE_H
 #define SMTP_TLS_PROXY_SCOPE_H
 
-#include "config.h"
+#include "addr.h"
 
 enum addr_scope {
     SCOPE_GLOBAL = 0,

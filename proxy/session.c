@@ -1582,7 +1582,7 @@ void session_shutdown(struct session *s) {
 static void describe_endpoints(struct session *s, int fd, const struct net_addr *peer) {
     s->client_addr = *peer;
     net_addr_format(peer, s->client_ip, sizeof(s->client_ip), &s->client_port);
-    s->client_is_ipv6 = strchr(s->client_ip, ':') != NULL;
+    s->client_is_ipv6 = net_addr_is_ipv6(peer);
     s->local_addr.len = sizeof(s->local_addr.ss);
     if (getsockname(fd, (struct sockaddr *)&s->local_addr.ss, &s->local_addr.len) == 0) {
         char ignored[64];
@@ -1590,7 +1590,7 @@ static void describe_endpoints(struct session *s, int fd, const struct net_addr 
     } else {
         s->local_addr.len = 0;
     }
-    geoip_lookup(s->snap->geoip, (const struct sockaddr *)&peer->ss, &s->geo);
+    geoip_lookup(s->snap->geoip, peer, &s->geo);
     s->scope = addr_scope_of(peer);
 }
 
