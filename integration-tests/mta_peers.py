@@ -41,7 +41,6 @@ import email.policy
 import grp
 import os
 import pwd
-import re
 import signal
 import subprocess
 import time
