@@ -88,6 +88,16 @@ check-config: $(BIN) certs
 deps:
 	sh .ci/install-deps
 
+# The interoperability matrix alone, in its long form: every client
+# against every backend (smtp-sink, Postfix, OpenSMTPD, Exim) on every
+# listener kind, plus a 1 MiB message and TLS 1.2 variants per cell
+# (make test runs the short form with the other integration tests).
+.PHONY: matrix
+matrix: proxy/smtp-tls-proxy-asan certs
+	sh .ci/fetch-mta-debs
+	cd integration-tests && MATRIX=full PROXY_BIN=$(CURDIR)/proxy/smtp-tls-proxy-asan \
+	    $(PYTHON) run.py -k test_matrix
+
 # git clone + make test in a debootstrapped Debian 12 root: proves that
 # make deps installs everything (needs root; not part of make test).
 .PHONY: fresh-check
