@@ -170,6 +170,18 @@ class BackendSessionTest(unittest.TestCase):
         self.assertIn("with UTF8SMTPS", first)
         self.assertIn("with ESMTPS", second)
 
+    def test_starttls_queued_behind_a_local_refusal_still_gets_its_220(self):
+        # NOOP waits for the backend; the refusal and the 220 wait behind it.
+        record = {}
+        self.start(one_ehlo_mta(record))
+        c = SmtpConversation("127.0.0.1", self.proxy.port())
+        self.addCleanup(c.close)
+        self.assertTrue(c.read_reply().startswith(b"220"))
+        c.send(b"EHLO pipe.src.test\r\n")
+        self.assertTrue(c.read_reply().startswith(b"250"))
+        c.send(b"NOOP\r\nXCLIENT ADDR=10.0.0.1\r\nSTARTTLS\r\n")
+        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"550", b"220"])
+
     def test_received_id_is_an_atom(self):
         record = {}
         self.start(one_ehlo_mta(record))

@@ -34,6 +34,7 @@
  */
 #include "session.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,8 +96,21 @@ enum pending_kind {
     PEND_AUTH = 9,       /* AUTH or one of its continuation lines */
     PEND_XCLIENT = 10,   /* the proxy's XCLIENT; its 220 becomes the greeting */
     PEND_MAIL = 11,      /* relayed; a 2xx opens a transaction */
-    PEND_RESET = 12,     /* RSET or HELO: relayed; a 2xx ends any transaction */
+    PEND_RESET = 12,     /* RSET: relayed; a 2xx ends any transaction */
+    PEND_COUNT = 13,
 };
+
+/* What a pending kind does (pending_rules, next to the handlers). */
+struct pending_rule {
+    int (*on_reply)(struct session *s); /* NULL: the proxy answers it itself */
+    unsigned data_end : 1;              /* its reply may take data_end_timeout */
+};
+
+struct session;
+extern const struct pending_rule pending_rules[PEND_COUNT];
+
+/* pending_is_local says whether the proxy answers |p| itself. */
+#define pending_is_local(p) (pending_rules[(p)->kind].on_reply == NULL)
 
 struct pending {
     enum pending_kind kind;
@@ -260,6 +274,9 @@ static void fifo_pop(struct session *s) {
 
 static void fifo_push(struct session *s, enum pending_kind kind, const char *text,
                       int close_after) {
+    /* process_client_input reads no command while the FIFO is full, and
+     * a command queues one entry at most. */
+    assert(s->fifo_len < PIPELINE_MAX);
     struct pending *p = &s->fifo[(s->fifo_head + s->fifo_len) % PIPELINE_MAX];
     p->kind = kind;
     p->text = text;
@@ -319,12 +336,13 @@ static void starttls_begin(struct session *s) {
  * of the FIFO: nothing from the backend is owed before them. */
 static void drain_local(struct session *s) {
     struct pending *p;
-    if ((p = fifo_head(s)) != NULL && p->kind == PEND_STARTTLS) {
-        fifo_pop(s);
-        starttls_begin(s);
-        return;
-    }
-    while ((p = fifo_head(s)) != NULL && p->kind == PEND_LOCAL) {
+    while ((p = fifo_head(s)) != NULL && pending_is_local(p)) {
+        if (p->kind == PEND_STARTTLS) {
+            /* Nothing is read after STARTTLS, so nothing is behind it. */
+            fifo_pop(s);
+            starttls_begin(s);
+            return;
+        }
         to_client_str(s, p->text);
         int close_after = p->close_after;
         fifo_pop(s);
@@ -915,6 +933,167 @@ static void backend_restarted(struct session *s) {
     session_set_state(s, STATE_COMMAND);
 }
 
+/* ---- what each pending kind does with its reply ----
+ *
+ * A handler returns 1 when the reply was an ordinary one (a 421 still
+ * ends the session, and the proxy's own replies queued behind it go
+ * out), 0 when it has already decided what comes next. */
+
+static int on_greeting_reply(struct session *s) {
+    if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
+        send_xclient(s);
+        return 0;
+    }
+    if (s->backend_restart) {
+        backend_restarted(s);
+        return 0;
+    }
+    relay_reply(s);
+    s->greeted = 1;
+    session_set_state(s, STATE_COMMAND);
+    return 1;
+}
+
+static int on_xclient_reply(struct session *s) {
+    if (s->reply.code != 220) {
+        /* The backend would treat the client as the proxy, which it
+         * usually trusts (mynetworks): never go on without XCLIENT. */
+        log_error("session=%s event=xclient_refused code=%d reply=\"%.*s\"", s->id,
+                  s->reply.code, (int)first_line_length(&s->reply), buffer_head(&s->reply.text));
+        session_fail(s, "4.3.0", "Mail backend refused the client's identity, try again later",
+                     "xclient_refused");
+        return 0;
+    }
+    /* XCLIENT restarts the backend's session: its new 220 is the
+     * greeting the client sees (XCLIENT_README). */
+    if (s->backend_restart) {
+        backend_restarted(s);
+        return 0;
+    }
+    relay_reply(s);
+    s->greeted = 1;
+    session_set_state(s, STATE_COMMAND);
+    return 1;
+}
+
+static int on_ehlo_reply(struct session *s) {
+    if (s->reply.code != 250) {
+        relay_reply(s);
+        return 1;
+    }
+    s->exts = ehlo_extensions(buffer_head(&s->reply.text), s->reply.text.len);
+    accept_helo(s, 1);
+    struct ehlo_policy policy = {
+        .offer_starttls = s->listener->tls == TLS_MODE_STARTTLS && s->tls == CLIENT_TLS_OFF,
+        .hide_auth = s->listener->auth_requires_tls && s->tls != CLIENT_TLS_ON,
+        .size_reserve = HEADERS_RESERVE,
+    };
+    if (!ehlo_rewrite(buffer_head(&s->reply.text), s->reply.text.len, &policy,
+                      &s->client.out)) {
+        session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
+        return 0;
+    }
+    return 1;
+}
+
+static int on_helo_reply(struct session *s) {
+    if (s->reply.code == 250) {
+        accept_helo(s, 0);
+        s->exts = 0; /* no extensions, no PIPELINING */
+    }
+    relay_reply(s);
+    return 1;
+}
+
+static int on_mail_reply(struct session *s) {
+    if (s->reply.code >= 200 && s->reply.code < 300) {
+        s->in_transaction = 1;
+        s->utf8 = s->mail_utf8;
+    }
+    relay_reply(s);
+    return 1;
+}
+
+static int on_reset_reply(struct session *s) {
+    if (s->reply.code >= 200 && s->reply.code < 300) {
+        s->in_transaction = 0;
+    }
+    relay_reply(s);
+    return 1;
+}
+
+static int on_data_reply(struct session *s) {
+    if (s->reply.code == 354) {
+        s->messages_started++;
+        write_injected_headers(s);
+        data_scan_init(&s->scan, s->cfg->status_header);
+        session_set_state(s, STATE_DATA);
+    } else {
+        session_set_state(s, STATE_COMMAND);
+    }
+    relay_reply(s);
+    return 1;
+}
+
+static int on_dot_reply(struct session *s) {
+    if (s->reply.code >= 200 && s->reply.code < 300) {
+        s->messages_accepted++;
+    }
+    s->in_transaction = 0; /* whatever the reply, this message is over */
+    log_info("session=%s event=message number=%u code=%d", s->id, s->messages_started,
+             s->reply.code);
+    relay_reply(s);
+    return 1;
+}
+
+static int on_quit_reply(struct session *s) {
+    relay_reply(s);
+    s->result = "quit";
+    session_close_backend(s);
+    session_set_state(s, STATE_CLOSING);
+    return 0;
+}
+
+static int on_auth_reply(struct session *s) {
+    relay_reply(s);
+    if (s->reply.code == 334) {
+        s->auth_continuation = 1; /* stay in AUTH_WAIT for the response */
+        return 1;
+    }
+    /* A refused AUTH (e.g. 503 "already authenticated") leaves an
+     * earlier success standing. */
+    if (s->reply.code == 235) {
+        s->authenticated = 1;
+    }
+    session_set_state(s, STATE_COMMAND);
+    return 1;
+}
+
+static int on_other_reply(struct session *s) {
+    relay_reply(s);
+    return 1;
+}
+
+/* One row per pending kind, read by on_reply, drain_local,
+ * current_timeout and waiting_for_backend. A kind without a handler is
+ * answered by the proxy itself as soon as it reaches the head of the
+ * FIFO (drain_local), so no backend reply can ever meet it. */
+const struct pending_rule pending_rules[PEND_COUNT] = {
+    [PEND_GREETING] = {on_greeting_reply, 0},
+    [PEND_EHLO] = {on_ehlo_reply, 0},
+    [PEND_DATA] = {on_data_reply, 0},
+    [PEND_DOT] = {on_dot_reply, 1},
+    [PEND_QUIT] = {on_quit_reply, 0},
+    [PEND_OTHER] = {on_other_reply, 0},
+    [PEND_LOCAL] = {NULL, 0},
+    [PEND_STARTTLS] = {NULL, 0},
+    [PEND_HELO] = {on_helo_reply, 0},
+    [PEND_AUTH] = {on_auth_reply, 0},
+    [PEND_XCLIENT] = {on_xclient_reply, 0},
+    [PEND_MAIL] = {on_mail_reply, 0},
+    [PEND_RESET] = {on_reset_reply, 0},
+};
+
 /* on_reply acts on one complete backend reply, matched to its command. */
 static void on_reply(struct session *s) {
     struct pending *p = fifo_head(s);
@@ -933,129 +1112,12 @@ static void on_reply(struct session *s) {
                      "backend_protocol_error");
         return;
     }
-    enum pending_kind kind = p->kind;
+    const struct pending_rule *rule = &pending_rules[p->kind];
+    /* drain_local answers local kinds the moment they reach the head. */
+    assert(rule->on_reply != NULL);
     fifo_pop(s);
-    switch (kind) {
-    case PEND_GREETING:
-        if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
-            send_xclient(s);
-            return;
-        }
-        if (s->backend_restart) {
-            backend_restarted(s);
-            return;
-        }
-        relay_reply(s);
-        s->greeted = 1;
-        session_set_state(s, STATE_COMMAND);
-        break;
-    case PEND_XCLIENT:
-        if (s->reply.code != 220) {
-            /* The backend would treat the client as the proxy, which it
-             * usually trusts (mynetworks): never go on without XCLIENT. */
-            log_error("session=%s event=xclient_refused code=%d reply=\"%.*s\"", s->id,
-                      s->reply.code, (int)first_line_length(&s->reply), buffer_head(&s->reply.text));
-            session_fail(s, "4.3.0", "Mail backend refused the client's identity, try again later",
-                         "xclient_refused");
-            return;
-        }
-        /* XCLIENT restarts the backend's session: its new 220 is the
-         * greeting the client sees (XCLIENT_README). */
-        if (s->backend_restart) {
-            backend_restarted(s);
-            return;
-        }
-        relay_reply(s);
-        s->greeted = 1;
-        session_set_state(s, STATE_COMMAND);
-        break;
-    case PEND_EHLO:
-        if (s->reply.code == 250) {
-            s->exts = ehlo_extensions(buffer_head(&s->reply.text), s->reply.text.len);
-            accept_helo(s, 1);
-            struct ehlo_policy policy = {
-                .offer_starttls = s->listener->tls == TLS_MODE_STARTTLS &&
-                                  s->tls == CLIENT_TLS_OFF,
-                .hide_auth = s->listener->auth_requires_tls && s->tls != CLIENT_TLS_ON,
-                .size_reserve = HEADERS_RESERVE,
-            };
-            if (!ehlo_rewrite(buffer_head(&s->reply.text), s->reply.text.len, &policy,
-                              &s->client.out)) {
-                session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
-                return;
-            }
-        } else {
-            relay_reply(s);
-        }
-        break;
-    case PEND_DATA:
-        if (s->reply.code == 354) {
-            s->messages_started++;
-            write_injected_headers(s);
-            data_scan_init(&s->scan, s->cfg->status_header);
-            session_set_state(s, STATE_DATA);
-        } else {
-            session_set_state(s, STATE_COMMAND);
-        }
-        relay_reply(s);
-        break;
-    case PEND_DOT:
-        if (s->reply.code >= 200 && s->reply.code < 300) {
-            s->messages_accepted++;
-        }
-        s->in_transaction = 0; /* whatever the reply, this message is over */
-        log_info("session=%s event=message number=%u code=%d", s->id, s->messages_started,
-                 s->reply.code);
-        relay_reply(s);
-        break;
-    case PEND_QUIT:
-        relay_reply(s);
-        s->result = "quit";
-        session_close_backend(s);
-        session_set_state(s, STATE_CLOSING);
+    if (!rule->on_reply(s)) {
         return;
-    case PEND_MAIL:
-        if (s->reply.code >= 200 && s->reply.code < 300) {
-            s->in_transaction = 1;
-            s->utf8 = s->mail_utf8;
-        }
-        relay_reply(s);
-        break;
-    case PEND_RESET:
-        if (s->reply.code >= 200 && s->reply.code < 300) {
-            s->in_transaction = 0;
-        }
-        relay_reply(s);
-        break;
-    case PEND_HELO:
-        if (s->reply.code == 250) {
-            accept_helo(s, 0);
-            s->exts = 0; /* no extensions, no PIPELINING */
-        }
-        relay_reply(s);
-        break;
-    case PEND_AUTH:
-        relay_reply(s);
-        if (s->reply.code == 334) {
-            s->auth_continuation = 1; /* stay in AUTH_WAIT for the response */
-        } else {
-            /* A refused AUTH (e.g. 503 "already authenticated") leaves an
-             * earlier success standing. */
-            if (s->reply.code == 235) {
-                s->authenticated = 1;
-            }
-            session_set_state(s, STATE_COMMAND);
-        }
-        break;
-    case PEND_OTHER:
-        relay_reply(s);
-        break;
-    case PEND_LOCAL:
-    case PEND_STARTTLS:
-        /* Never at the head when a backend reply arrives: drain_local
-         * answers them as soon as they get there. */
-        relay_reply(s);
-        break;
     }
     if (s->reply.code == 421 && !session_over(s)) {
         /* The backend is closing the channel: so do we. */
@@ -1201,8 +1263,8 @@ static double current_timeout(const struct session *s) {
         break;
     }
     const struct pending *p = s->fifo_len ? &s->fifo[s->fifo_head] : NULL;
-    if (p != NULL && p->kind != PEND_LOCAL) {
-        return p->kind == PEND_DOT ? c->data_end_timeout : c->reply_timeout;
+    if (p != NULL && !pending_is_local(p)) {
+        return pending_rules[p->kind].data_end ? c->data_end_timeout : c->reply_timeout;
     }
     return c->command_timeout;
 }
@@ -1216,7 +1278,7 @@ static int waiting_for_backend(const struct session *s) {
     if (s->state == STATE_CONNECTING || s->state == STATE_GREETING) {
         return 1;
     }
-    return s->fifo_len > 0 && s->fifo[s->fifo_head].kind != PEND_LOCAL;
+    return s->fifo_len > 0 && !pending_is_local(&s->fifo[s->fifo_head]);
 }
 
 static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
