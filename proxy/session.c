@@ -56,7 +56,6 @@
 #include "smtp_reply.h"
 #include "snapshot.h"
 #include "tls.h"
-#include "worker.h"
 
 enum session_state {
     STATE_CONNECTING = 0, /* backend connect in progress */
@@ -130,7 +129,7 @@ struct pending {
 
 struct session {
     struct session *prev, *next;
-    struct worker *worker;
+    struct session_host *host;
     struct snapshot *snap;
     const struct config *cfg;
     const struct listener_config *listener;
@@ -238,7 +237,7 @@ static void to_client_str(struct session *s, const char *p) {
 /* session_close_backend drops the backend connection. A message whose
  * final dot was not sent is abandoned by the backend, never delivered. */
 static void session_close_backend(struct session *s) {
-    conn_close(s->worker->loop, &s->backend);
+    conn_close(s->host->loop, &s->backend);
 }
 
 /* session_fail ends the session: the client gets "421 <enh> <host>
@@ -1231,7 +1230,7 @@ static int start_client_tls(struct session *s, const char *mode) {
     s->progress++;
     /* A deadline, not an idle timer: a client dripping its handshake a
      * byte at a time must not hold the connection. */
-    s->tls_deadline = ev_now(s->worker->loop) + s->cfg->handshake_timeout;
+    s->tls_deadline = ev_now(s->host->loop) + s->cfg->handshake_timeout;
     s->starttls_ready = 0;
     s->starttls_queued = 0;
     return 1;
@@ -1242,7 +1241,7 @@ static int start_client_tls(struct session *s, const char *mode) {
 static double current_timeout(const struct session *s) {
     const struct config *c = s->cfg;
     if (s->tls == CLIENT_TLS_HANDSHAKE && !session_over(s)) {
-        double left = s->tls_deadline - ev_now(s->worker->loop);
+        double left = s->tls_deadline - ev_now(s->host->loop);
         return left > 0.001 ? left : 0.001;
     }
     switch (s->state) {
@@ -1333,7 +1332,7 @@ static void arm_timer(struct session *s) {
     s->armed_progress = s->progress;
     s->armed_kind = (int)kind;
     s->timer.repeat = current_timeout(s);
-    ev_timer_again(s->worker->loop, &s->timer);
+    ev_timer_again(s->host->loop, &s->timer);
 }
 
 /* check_end decides whether a session is over after a round of work. */
@@ -1412,7 +1411,7 @@ static int client_events(const struct session *s) {
 }
 
 static void update_events(struct session *s) {
-    struct ev_loop *loop = s->worker->loop;
+    struct ev_loop *loop = s->host->loop;
     int cev = client_events(s), bev = 0;
     if (s->backend.fd >= 0) {
         if (s->backend.out.len > 0 || s->state == STATE_CONNECTING) {
@@ -1443,28 +1442,62 @@ static const char *as_org_for_log(char *out, size_t outlen, const char *org) {
     return out;
 }
 
-static void session_destroy(struct session *s) {
-    struct ev_loop *loop = s->worker->loop;
-    ev_timer_stop(loop, &s->timer);
+void session_summary_log(const struct session_summary *m) {
     char helo[80], sni[80], org[100];
     log_info("session=%s event=end client=%s port=%u listener=%s scope=%s country=%s asn=%lu "
              "as_org=\"%s\" helo=%s tls=%s cipher=%s "
              "sni=%s messages=%u accepted=%u forged_removed=%u errors=%u pregreet=%s "
              "sync_violations=%u bytes_in=%llu bytes_out=%llu result=%s duration=%.3f",
-             s->id, s->client_ip, s->client_port, s->listener->name, addr_scope_name(s->scope),
-             s->geo.country[0] ? s->geo.country : "-", s->geo.asn,
-             as_org_for_log(org, sizeof(org), s->geo.as_org),
-             s->helo[0] ? log_sanitize(helo, sizeof(helo), s->helo, strlen(s->helo)) : "-",
-             s->tls == CLIENT_TLS_ON ? s->tls_version : "none",
-             s->tls == CLIENT_TLS_ON ? s->tls_cipher : "-",
-             s->sni[0] ? log_sanitize(sni, sizeof(sni), s->sni, strlen(s->sni)) : "-",
-             s->messages_started, s->messages_accepted, s->forged_removed, s->errors,
-             s->pregreet ? "yes" : "no", s->sync_violations, s->client.bytes_in, s->client.bytes_out, s->result ? s->result : "unknown",
-             ev_now(loop) - s->started);
+             m->id, m->client, m->port, m->listener, m->scope,
+             m->country[0] ? m->country : "-", m->asn,
+             as_org_for_log(org, sizeof(org), m->as_org),
+             m->helo[0] ? log_sanitize(helo, sizeof(helo), m->helo, strlen(m->helo)) : "-",
+             m->tls_version ? m->tls_version : "none", m->tls_version ? m->cipher : "-",
+             m->sni[0] ? log_sanitize(sni, sizeof(sni), m->sni, strlen(m->sni)) : "-",
+             m->messages, m->accepted, m->forged_removed, m->errors,
+             m->pregreet ? "yes" : "no", m->sync_violations, m->bytes_in, m->bytes_out,
+             m->result, m->duration);
+}
+
+/* session_summarize describes |s| as it ends. */
+static void session_summarize(const struct session *s, struct session_summary *m) {
+    int tls = s->tls == CLIENT_TLS_ON;
+    *m = (struct session_summary){
+        .id = s->id,
+        .client = s->client_ip,
+        .port = s->client_port,
+        .listener = s->listener->name,
+        .scope = addr_scope_name(s->scope),
+        .country = s->geo.country,
+        .asn = s->geo.asn,
+        .as_org = s->geo.as_org,
+        .helo = s->helo,
+        .tls_version = tls ? s->tls_version : NULL,
+        .cipher = tls ? s->tls_cipher : NULL,
+        .sni = s->sni,
+        .messages = s->messages_started,
+        .accepted = s->messages_accepted,
+        .forged_removed = s->forged_removed,
+        .errors = s->errors,
+        .sync_violations = s->sync_violations,
+        .pregreet = s->pregreet,
+        .bytes_in = s->client.bytes_in,
+        .bytes_out = s->client.bytes_out,
+        .result = s->result ? s->result : "unknown",
+        .duration = ev_now(s->host->loop) - s->started,
+    };
+}
+
+static void session_destroy(struct session *s) {
+    struct ev_loop *loop = s->host->loop;
+    ev_timer_stop(loop, &s->timer);
+    struct session_summary summary;
+    session_summarize(s, &summary);
+    session_summary_log(&summary);
     conn_close(loop, &s->client);
     conn_close(loop, &s->backend);
     smtp_reply_reset(&s->reply);
-    worker_session_gone(s->worker, s, &s->client_addr);
+    s->host->gone(s->host, s, &s->client_addr, &summary);
     snapshot_release(s->snap);
     free(s);
 }
@@ -1677,34 +1710,36 @@ static void send_proxy_header(struct session *s) {
     }
 }
 
-int session_start(struct worker *w, int fd, const struct net_addr *peer,
-                  size_t listener_index, struct snapshot *snap) {
+struct session *session_new(struct session_host *host, int fd, const struct net_addr *peer,
+                            size_t listener_index, struct snapshot *snap,
+                            unsigned long long serial) {
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         log_error("event=accept_failed reason=out_of_memory");
         snapshot_release(snap);
         close(fd);
-        return 0;
+        return NULL;
     }
-    s->worker = w;
+    s->host = host;
     s->snap = snap;
     s->cfg = snap->cfg;
     s->listener = &snap->cfg->listeners[listener_index];
-    s->started = ev_now(w->loop);
+    s->started = ev_now(host->loop);
     snprintf(s->id, sizeof(s->id), "%08lx%02x%06llx", (unsigned long)time(NULL) & 0xffffffffUL,
-             (unsigned)w->id & 0xff, w->sessions_started & 0xffffff);
+             (unsigned)host->id & 0xff, serial & 0xffffff);
     net_set_nodelay(fd);
     describe_endpoints(s, fd, peer);
     conn_init(&s->client, fd, on_client_io, s);
     conn_init(&s->backend, -1, on_backend_io, s);
     ev_init(&s->timer, on_timeout);
     s->timer.data = s;
-    session_link(s, &w->sessions);
-    w->nsessions++;
-    w->sessions_started++;
     s->tls_mode = "none";
     snprintf(s->too_many_errors, sizeof(s->too_many_errors),
              "421 4.7.0 %s Error: too many errors; closing\r\n", s->cfg->hostname);
+    return s;
+}
+
+void session_begin(struct session *s) {
     log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
              s->client_ip, s->client_port, s->listener->name, s->local_port);
     if (s->listener->tls == TLS_MODE_IMPLICIT && !start_client_tls(s, "implicit")) {
@@ -1712,9 +1747,8 @@ int session_start(struct worker *w, int fd, const struct net_addr *peer,
         s->result = "tls_setup_failed";
         session_set_state(s, STATE_DEAD);
         session_run(s);
-        return 1;
+        return;
     }
-
     if (s->cfg->pregreet == PREGREET_REJECT && s->cfg->pregreet_wait > 0) {
         /* Listen before speaking: a client that talks now is refused
          * before the backend ever hears of it. */
@@ -1723,7 +1757,6 @@ int session_start(struct worker *w, int fd, const struct net_addr *peer,
         connect_backend(s);
     }
     session_run(s);
-    return 1;
 }
 
 /* connect_backend starts the backend connection (and queues the PROXY

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,14 +124,28 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             snapshot_release(snap);
             continue;
         }
-        if (!session_start(w, fd, &peer, index, snap)) {
+        struct session *s = session_new(&w->host, fd, &peer, index, snap, w->sessions_started);
+        if (s == NULL) {
             client_table_leave(per_client, &peer);
             atomic_fetch_sub(&sessions_live, 1);
+            continue;
         }
+        /* The worker's own bookkeeping, undone in session_gone. */
+        session_link(s, &w->sessions);
+        w->nsessions++;
+        w->sessions_started++;
+        session_begin(s);
     }
 }
 
-void worker_session_gone(struct worker *w, struct session *s, const struct net_addr *client) {
+_Static_assert(offsetof(struct worker, host) == 0, "session_gone casts the host back");
+
+/* session_gone is every session's host callback: it undoes what
+ * on_accept counted. */
+static void session_gone(struct session_host *host, struct session *s,
+                         const struct net_addr *client, const struct session_summary *summary) {
+    (void)summary;
+    struct worker *w = (struct worker *)host; /* host is the first member */
     client_table_leave(per_client, client);
     session_unlink(s, &w->sessions);
     w->nsessions--;
@@ -226,6 +241,9 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     w->id = id;
     w->shutdown_grace = cfg->shutdown_grace;
     w->loop = ev_loop_new(EVFLAG_AUTO);
+    w->host.loop = w->loop;
+    w->host.id = id;
+    w->host.gone = session_gone;
     w->listen_fds = calloc(cfg->nlisteners, sizeof(int));
     w->accept_io = calloc(cfg->nlisteners, sizeof(ev_io));
     if (w->loop == NULL || w->listen_fds == NULL || w->accept_io == NULL) {
@@ -286,6 +304,9 @@ struct worker *workers_start(int n, char *err, size_t errlen) {
     }
     struct worker *ws = calloc((size_t)n, sizeof(*ws));
     int ok = ws != NULL;
+    if (!ok) {
+        snprintf(err, errlen, "out of memory"); /* the contract: err says why */
+    }
     int made = 0;
     for (; ok && made < n; made++) {
         ok = worker_init(&ws[made], made, snap->cfg, err, errlen);

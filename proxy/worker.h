@@ -12,9 +12,10 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-struct session;
+#include "session.h"
 
 struct worker {
+    struct session_host host; /* first: the session's gone callback finds us */
     int id;
     pthread_t thread;
     struct ev_loop *loop;
@@ -41,12 +42,6 @@ struct worker *workers_start(int n, char *err, size_t errlen);
 /* workers_stop asks every worker to stop accepting, lets sessions finish
  * for the configured grace period, then ends the rest, and joins them. */
 void workers_stop(struct worker *w, int n);
-
-struct net_addr;
-
-/* worker_session_gone is called by a session from |client| as it is
- * freed. */
-void worker_session_gone(struct worker *w, struct session *s, const struct net_addr *client);
 
 /* The number of live sessions across all workers. */
 extern atomic_uint sessions_live;
