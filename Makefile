@@ -32,7 +32,7 @@ SRC := $(filter-out proxy/default_config.c,$(wildcard proxy/*.c)) proxy/default_
 HDR := $(wildcard proxy/*.h)
 BIN := proxy/smtp-tls-proxy
 # Pure modules, unit-tested without sockets.
-PURE := proxy/addr.c proxy/buffer.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
+PURE := proxy/addr.c proxy/buffer.c proxy/decimal.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
         proxy/data_scan.c proxy/headers.c proxy/config.c proxy/default_config.c \
         proxy/sni.c proxy/tls_hello.c proxy/identity.c proxy/scope.c proxy/client_table.c
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
@@ -112,7 +112,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/data_scan.c proxy/buffer.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
-proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/smtp_reply.c proxy/ehlo.c proxy/buffer.c
+proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/smtp_reply.c proxy/ehlo.c proxy/buffer.c proxy/decimal.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config.c proxy/addr.c proxy/log.c proxy/default_config.c
 	clang $(FUZZ_CFLAGS) -o $@ $^

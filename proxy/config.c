@@ -122,6 +122,13 @@ static int parse_uint(struct parse *p, const char *v, unsigned long max,
     return 1;
 }
 
+/* Durations up to a day: anything longer is a typo. */
+#define CONFIG_DURATION_MAX 86400
+#define CONFIG_WORKERS_MAX 256
+/* Line limits must leave room in the input buffer (CONN_IN_MAX, 64 KiB)
+ * for the line to be found. */
+#define CONFIG_LINE_LIMIT_MAX 32768
+
 /* parse_duration takes "30", "30s", "5m", "1h" or "250ms". */
 static int parse_duration(struct parse *p, const char *v, double *out) {
     char *end;
@@ -137,7 +144,7 @@ static int parse_duration(struct parse *p, const char *v, double *out) {
     } else if (*end != '\0' && strcmp(end, "s") != 0) {
         end = NULL;
     }
-    if (end == NULL || end == v || errno != 0 || !(n > 0) || n * unit > 86400) {
+    if (end == NULL || end == v || errno != 0 || !(n > 0) || n * unit > CONFIG_DURATION_MAX) {
         return fail(p, "expected a duration such as 30s, 5m or 1h (at most 24h), got \"%s\"", v);
     }
     *out = n * unit;
@@ -352,7 +359,7 @@ static int set_proxy_key(struct parse *p, const char *k, const char *v) {
     } else if (strcmp(k, "status_header") == 0) {
         return parse_header_name(p, v, &c->status_header);
     } else if (strcmp(k, "workers") == 0) {
-        if (!parse_uint(p, v, 256, &n)) {
+        if (!parse_uint(p, v, CONFIG_WORKERS_MAX, &n)) {
             return 0;
         }
         c->workers = (int)n;
@@ -362,7 +369,7 @@ static int set_proxy_key(struct parse *p, const char *k, const char *v) {
     } else if (strcmp(k, "command_line_max") == 0 || strcmp(k, "mail_line_max") == 0 ||
                strcmp(k, "auth_line_max") == 0) {
         /* Lines must fit the input buffer (CONN_IN_MAX) to be found. */
-        if (!parse_uint(p, v, 32768, &n)) {
+        if (!parse_uint(p, v, CONFIG_LINE_LIMIT_MAX, &n)) {
             return 0;
         }
         if (n < 512) {

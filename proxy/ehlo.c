@@ -3,6 +3,9 @@
  */
 #include "ehlo.h"
 
+#include "decimal.h"
+#include "smtp_reply.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,11 +53,7 @@ static int emit_size(struct buffer *out, const char *arg, size_t arglen,
                      size_t reserve, int last) {
     unsigned long long limit = 0;
     size_t i = 0;
-    while (i < arglen && i < 19 && arg[i] >= '0' && arg[i] <= '9') {
-        limit = limit * 10 + (unsigned long long)(arg[i] - '0');
-        i++;
-    }
-    if (arglen == 0 || i != arglen || limit == 0) {
+    if (!decimal_parse(arg, arglen, &limit, &i) || i != arglen || limit == 0) {
         /* No limit, or one we do not understand: say what the backend said. */
         char text[64];
         int w = snprintf(text, sizeof(text), "SIZE%s%.*s", arglen ? " " : "",
@@ -71,12 +70,12 @@ int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy
                  struct buffer *out) {
     /* Lines are kept as (start, length) of their text after "250?"; at most
      * as many as the reply parser allows. */
-    size_t starts[256 + 1];
-    size_t lens[256 + 1];
+    size_t starts[SMTP_REPLY_LINES_MAX + 1];
+    size_t lens[SMTP_REPLY_LINES_MAX + 1];
     size_t nkept = 0;
     size_t pos = 0;
     size_t lineno = 0;
-    while (pos < len && nkept < 256) {
+    while (pos < len && nkept < SMTP_REPLY_LINES_MAX) {
         const char *nl = memchr(reply + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - reply) : len;
         size_t tlen = end - pos;

@@ -35,6 +35,9 @@ const char *headers_protocol(int esmtp, int tls, int authenticated, int utf8) {
     return names[utf8 ? 1 : 0][(tls ? 2 : 0) + (authenticated ? 1 : 0)];
 }
 
+/* RFC 5322 2.1.1: lines SHOULD be at most 78 octets, CRLF excluded. */
+#define HEADERS_LINE_SOFT_MAX 78
+
 /* A folding writer: tokens go on the current line while it stays short;
  * otherwise the line is folded with CRLF TAB (RFC 5322 2.2.3). */
 struct folder {
@@ -57,7 +60,7 @@ static void fold_put(struct folder *f, const char *s) {
  * before the fold. One column is kept free after |tok| for the ';' that
  * may follow it on the same line. */
 static void fold_token(struct folder *f, const char *sep, const char *tok) {
-    if (f->col + strlen(sep) + strlen(tok) + 1 > 78) {
+    if (f->col + strlen(sep) + strlen(tok) + 1 > HEADERS_LINE_SOFT_MAX) {
         char visible[8];
         size_t n = 0;
         for (; sep[n] != '\0' && sep[n] != ' ' && n + 1 < sizeof(visible); n++) {

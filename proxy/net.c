@@ -12,6 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* The kernel caps it at net.core.somaxconn; 511 is what nginx and redis
+ * ask for. */
+#define NET_LISTEN_BACKLOG 511
+
 int net_listen(const struct net_addr *a, char *err, size_t errlen) {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -29,7 +33,7 @@ int net_listen(const struct net_addr *a, char *err, size_t errlen) {
         close(fd);
         return -1;
     }
-    if (listen(fd, 511) != 0) {
+    if (listen(fd, NET_LISTEN_BACKLOG) != 0) {
         snprintf(err, errlen, "listen: %s", strerror(errno));
         close(fd);
         return -1;

@@ -153,12 +153,15 @@ static void relay_reply(struct session *s) {
     to_client(s, buffer_head(&s->reply.text), s->reply.text.len);
 }
 
+/* How much of a backend reply a log line quotes. */
+#define LOG_REPLY_TEXT_MAX 200
+
 /* first_line_length is the length of a reply's first line without CRLF,
  * for logs (the text is sanitised by the caller's format). */
 static size_t first_line_length(const struct smtp_reply *r) {
     const char *p = buffer_head(&r->text);
     size_t n = 0;
-    while (n < r->text.len && n < 200 && p[n] != '\r' && p[n] >= 0x20 && p[n] < 0x7f &&
+    while (n < r->text.len && n < LOG_REPLY_TEXT_MAX && p[n] != '\r' && p[n] >= 0x20 && p[n] < 0x7f &&
            p[n] != '"') {
         n++;
     }
@@ -197,6 +200,11 @@ static void backend_restarted(struct session *s) {
     }
     log_debug("session=%s event=backend_restarted", s->id);
     session_set_state(s, STATE_COMMAND);
+}
+
+/* reply_positive: a 2xx completion (RFC 5321 4.2.1). */
+static int reply_positive(const struct session *s) {
+    return s->reply.code >= 200 && s->reply.code < 300;
 }
 
 /* ---- what each pending kind does with its reply ----
@@ -272,7 +280,7 @@ static int on_helo_reply(struct session *s) {
 }
 
 static int on_mail_reply(struct session *s) {
-    if (s->reply.code >= 200 && s->reply.code < 300) {
+    if (reply_positive(s)) {
         s->in_transaction = 1;
         s->utf8 = s->mail_utf8;
     }
@@ -281,7 +289,7 @@ static int on_mail_reply(struct session *s) {
 }
 
 static int on_reset_reply(struct session *s) {
-    if (s->reply.code >= 200 && s->reply.code < 300) {
+    if (reply_positive(s)) {
         s->in_transaction = 0;
     }
     relay_reply(s);
@@ -302,7 +310,7 @@ static int on_data_reply(struct session *s) {
 }
 
 static int on_dot_reply(struct session *s) {
-    if (s->reply.code >= 200 && s->reply.code < 300) {
+    if (reply_positive(s)) {
         s->messages_accepted++;
     }
     s->in_transaction = 0; /* whatever the reply, this message is over */

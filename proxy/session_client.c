@@ -16,6 +16,8 @@
 
 #include "session_int.h"
 
+#include "decimal.h"
+
 #include "ehlo.h"
 #include "identity.h"
 #include "log.h"
@@ -150,11 +152,8 @@ static void act_quit(struct session *s, const struct smtp_cmd *cmd, const char *
 static int bdat_chunk_size(const struct smtp_cmd *cmd, unsigned long long *out) {
     unsigned long long size = 0;
     size_t i = 0;
-    while (i < cmd->arg_len && i < 18 && cmd->arg[i] >= '0' && cmd->arg[i] <= '9') {
-        size = size * 10 + (unsigned long long)(cmd->arg[i] - '0');
-        i++;
-    }
-    if (i == 0 || (i < cmd->arg_len && cmd->arg[i] != ' ')) {
+    if (!decimal_parse(cmd->arg, cmd->arg_len, &size, &i) ||
+        (i < cmd->arg_len && cmd->arg[i] != ' ')) {
         return 0;
     }
     *out = size;

@@ -3,6 +3,8 @@
  */
 #include "smtp_cmd.h"
 
+#include "decimal.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -189,14 +191,11 @@ int smtp_mail_param(const char *line, size_t len, const char *keyword, size_t *o
 /* find_size_param returns the offset of the digits of a " SIZE=" esmtp
  * parameter after the reverse-path, or 0 when there is none. */
 static size_t find_size_param(const char *line, size_t len, size_t *out_digits) {
-    size_t d = 0, nd = 0;
-    if (!smtp_mail_param(line, len, "SIZE", &d, &nd) || nd == 0 || nd > 18) {
+    size_t d = 0, nd = 0, digits = 0;
+    unsigned long long ignored;
+    if (!smtp_mail_param(line, len, "SIZE", &d, &nd) ||
+        !decimal_parse(line + d, nd, &ignored, &digits) || digits != nd) {
         return 0;
-    }
-    for (size_t k = 0; k < nd; k++) {
-        if (line[d + k] < '0' || line[d + k] > '9') {
-            return 0;
-        }
     }
     *out_digits = nd;
     return d;
@@ -210,9 +209,8 @@ int smtp_mail_add_size(const char *line, size_t len, size_t extra,
         return buffer_append(out, line, len) && buffer_append(out, "\r\n", 2);
     }
     unsigned long long size = 0;
-    for (size_t k = 0; k < nd; k++) {
-        size = size * 10 + (unsigned long long)(line[d + k] - '0');
-    }
+    size_t used = 0;
+    decimal_parse(line + d, nd, &size, &used); /* checked by find_size_param */
     char digits[32];
     int w = snprintf(digits, sizeof(digits), "%llu", size + extra);
     return buffer_append(out, line, d) && buffer_append(out, digits, (size_t)w) &&

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "client_table.h"
+#include "headers.h"
 #include "log.h"
 #include "net.h"
 #include "session.h"
@@ -43,7 +44,7 @@ static void refuse(int fd, const char *hostname, int implicit_tls) {
         close(fd); /* a plaintext reply would be garbage to a TLS client */
         return;
     }
-    char line[320];
+    char line[HEADERS_VALUE_MAX + 64]; /* the hostname and the reply text */
     int n = snprintf(line, sizeof(line),
                      "421 4.7.0 %s Too many connections, try again later\r\n", hostname);
     /* Best effort on a fresh socket; the client retries either way. */
