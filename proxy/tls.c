@@ -265,6 +265,28 @@ static int load_certificate(struct load *l, struct tls_store *s, size_t index) {
 
 /* ---- choosing a certificate ---- */
 
+/* BoringSSL implements five ECDHE_ECDSA suites; room to spare. */
+#define MAX_ECDSA_SUITES 16
+
+/* ecdsa_suites lists the ECDHE_ECDSA suites |ssl| would negotiate: its
+ * enabled cipher list (the listener's ciphers), so a suite the client
+ * offers but the listener or the library would not pick never earns the
+ * ECDSA certificate. Beyond |cap| suites are left out, which can only
+ * mean RSA where ECDSA would have worked too. */
+static size_t ecdsa_suites(const SSL *ssl, struct tls_suite *out, size_t cap) {
+    const STACK_OF(SSL_CIPHER) *list = SSL_get_ciphers(ssl);
+    size_t n = 0;
+    for (size_t i = 0; list != NULL && i < sk_SSL_CIPHER_num(list) && n < cap; i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
+        if (SSL_CIPHER_get_auth_nid(c) == NID_auth_ecdsa) {
+            out[n].id = SSL_CIPHER_get_protocol_id(c);
+            out[n].min_version = SSL_CIPHER_get_min_version(c);
+            n++;
+        }
+    }
+    return n;
+}
+
 static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *hello) {
     SSL *ssl = hello->ssl;
     const struct tls_store *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_ex_index);
@@ -277,6 +299,7 @@ static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *
         return ssl_select_cert_error;
     }
     struct tls_hello_view view = {
+        .legacy_version = hello->version,
         .suites = hello->cipher_suites,
         .suites_len = hello->cipher_suites_len,
     };
@@ -293,7 +316,12 @@ static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *
         view.groups = NULL;
     }
     size_t ecdsa = e->cert[SNI_KEY_ECDSA];
-    int ecdsa_ok = ecdsa != SNI_NONE && tls_hello_accepts_ecdsa(&view, s->certs[ecdsa].curve);
+    int ecdsa_ok = 0;
+    if (ecdsa != SNI_NONE) {
+        struct tls_suite suites[MAX_ECDSA_SUITES];
+        size_t nsuites = ecdsa_suites(ssl, suites, MAX_ECDSA_SUITES);
+        ecdsa_ok = tls_hello_accepts_ecdsa(&view, s->certs[ecdsa].curve, suites, nsuites);
+    }
     const struct tls_cert *c = &s->certs[sni_choose(e, ecdsa_ok)];
     if (!SSL_set_chain_and_key(ssl, c->chain, c->nchain, c->key, NULL)) {
         return ssl_select_cert_error;
