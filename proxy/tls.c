@@ -47,9 +47,6 @@ struct tls_store {
     size_t nlisteners;
 };
 
-/* TLS 1.2 and older on submission kinds, unless configured. */
-#define SUBMISSION_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
-
 /* The store an SSL_CTX belongs to, for the callback. */
 static int store_ex_index = -1;
 
@@ -350,14 +347,13 @@ static SSL_CTX *listener_ctx(struct load *l, struct tls_store *s,
     /* BoringSSL refuses renegotiation as a server and has 0-RTT off
      * unless enabled; say so explicitly for readers of this file. */
     SSL_CTX_set_early_data_enabled(ctx, 0);
-    /* Submission clients are MUAs that all do ECDHE: there, only forward
-     * secret suites by default. Port 25 keeps the library's broad list,
-     * since any TLS beats the plaintext fallback. */
+    /* The defaults by kind: see tls.h. The library's own list would add
+     * 3DES (SWEET32) on port 25. */
     const char *ciphers = lc->ciphers;
-    if (ciphers == NULL && lc->kind != KIND_SMTP) {
-        ciphers = SUBMISSION_CIPHERS;
+    if (ciphers == NULL) {
+        ciphers = lc->kind == KIND_SMTP ? TLS_SMTP_CIPHERS : TLS_SUBMISSION_CIPHERS;
     }
-    if (ciphers != NULL && !SSL_CTX_set_strict_cipher_list(ctx, ciphers)) {
+    if (!SSL_CTX_set_strict_cipher_list(ctx, ciphers)) {
         load_fail(l, lc->line, "[listener %s]: cipher list \"%s\" names a cipher this "
                                "TLS library does not know", lc->name, ciphers);
         SSL_CTX_free(ctx);

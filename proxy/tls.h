@@ -17,6 +17,21 @@
 
 struct tls_store;
 
+/* The cipher suites for TLS 1.2 and older of a listener without
+ * `ciphers` (TLS 1.3 suites are not configurable), in BoringSSL's syntax.
+ *  - Submission kinds: forward-secret suites only; their clients are MUAs
+ *    that all do ECDHE.
+ *  - Kind smtp: port 25 is opportunistic (RFC 7435): a sender that fails
+ *    the handshake falls back to plaintext, so old senders must still
+ *    find a suite, but 3DES (SWEET32) and RC4 protect nobody who could
+ *    not do better. In the manner of Postfix's "medium" grade: the same
+ *    ECDHE suites first, then static RSA key exchange (AES-GCM, AES-CBC)
+ *    as the last resort for senders without ECDHE; no 3DES, RC4, export
+ *    or NULL suites. The ECDHE-PSK suites the ECDHE aliases take in are
+ *    never negotiated: the proxy sets no PSK callback. */
+#define TLS_SUBMISSION_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
+#define TLS_SMTP_CIPHERS TLS_SUBMISSION_CIPHERS ":RSA+AESGCM:RSA+AES"
+
 /* tls_store_new loads every certificate of |cfg| and builds the listener
  * contexts. Returns NULL with |err| set on failure; a config without TLS
  * listeners gives an empty store. */

@@ -1,12 +1,16 @@
 /*
  * test_config_tls.c - config.h, the TLS parts: listener keys tls,
  * require_tls, force_require_tls, auth_requires_tls, min_tls_version and
- * ciphers with their defaults by kind; [tls]; [certificate NAME].
+ * ciphers with their defaults by kind; [tls]; [certificate NAME]. A
+ * listener without ciphers keeps NULL; the suites that then apply are
+ * tls.h's, checked here against BoringSSL's own reading of them.
  */
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "config.h"
+#include "tls.h"
 #include "unit.h"
 
 /* TBASE ends with one certificate; sections appended start at line 10. */
@@ -547,4 +551,130 @@ UNIT_TEST(config_tls_certificate_names_with_empty_labels_are_errors) {
     check_bad_names("*.", __LINE__);
     check_bad_names(".example", __LINE__);
     check_bad_names("a..example", __LINE__);
+}
+
+/* ---- the default cipher suites by kind (tls.h, issue 9) ---- */
+
+/* default_list returns a context with |ciphers|, as tls.c builds it
+ * (strict), or NULL after a failure. */
+static SSL_CTX *default_list(const char *ciphers, int line) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL || !SSL_CTX_set_strict_cipher_list(ctx, ciphers)) {
+        unit_fail(__FILE__, line, "BoringSSL refuses \"%s\"", ciphers);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static int has_suite(const STACK_OF(SSL_CIPHER) *list, uint16_t id) {
+    for (size_t i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        if (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(list, i)) == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+UNIT_TEST(config_tls_smtp_default_ciphers_have_no_3des_rc4_export_or_null) {
+    SSL_CTX *ctx = default_list(TLS_SMTP_CIPHERS, __LINE__);
+    if (ctx == NULL) {
+        return;
+    }
+    const STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    CHECK(sk_SSL_CIPHER_num(list) > 0);
+    for (size_t i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
+        const char *name = SSL_CIPHER_get_name(c);
+        int bulk = SSL_CIPHER_get_cipher_nid(c);
+        if (bulk == NID_des_ede3_cbc || bulk == NID_rc4 || bulk == NID_undef ||
+            strstr(name, "DES") != NULL || strstr(name, "RC4") != NULL ||
+            strstr(name, "NULL") != NULL || strstr(name, "EXP") != NULL) {
+            unit_fail(__FILE__, __LINE__, "kind smtp offers %s", name);
+        }
+        int bits = 0;
+        SSL_CIPHER_get_bits(c, &bits);
+        if (bits < 128) {
+            unit_fail(__FILE__, __LINE__, "kind smtp offers %s with %d bits", name, bits);
+        }
+    }
+    /* what the library alone would have offered on port 25 */
+    CHECK(!has_suite(list, 0x000A)); /* DES-CBC3-SHA */
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(config_tls_smtp_default_ciphers_put_static_rsa_after_every_ecdhe_suite) {
+    SSL_CTX *ctx = default_list(TLS_SMTP_CIPHERS, __LINE__);
+    if (ctx == NULL) {
+        return;
+    }
+    const STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    size_t last_ecdhe = 0, first_rsa = (size_t)-1, nrsa = 0;
+    for (size_t i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
+        int kx = SSL_CIPHER_get_kx_nid(c);
+        if (kx == NID_kx_ecdhe) {
+            last_ecdhe = i;
+        } else if (kx == NID_kx_rsa) {
+            first_rsa = i < first_rsa ? i : first_rsa;
+            nrsa++;
+        } else {
+            unit_fail(__FILE__, __LINE__, "kind smtp offers %s: neither ECDHE nor RSA",
+                      SSL_CIPHER_get_name(c));
+        }
+    }
+    CHECK(nrsa > 0);
+    CHECK(last_ecdhe < first_rsa);
+    /* the last resort, for TLS 1.2 and for TLS 1.0 senders without ECDHE */
+    CHECK(has_suite(list, 0x009C)); /* AES128-GCM-SHA256 */
+    CHECK(has_suite(list, 0x002F)); /* AES128-SHA */
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(config_tls_smtp_default_ciphers_serve_tls10_senders_with_ecdhe_first) {
+    SSL_CTX *ctx = default_list(TLS_SMTP_CIPHERS, __LINE__);
+    if (ctx == NULL) {
+        return;
+    }
+    const STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    CHECK(has_suite(list, 0xC013)); /* ECDHE-RSA-AES128-SHA */
+    CHECK(has_suite(list, 0xC009)); /* ECDHE-ECDSA-AES128-SHA */
+    size_t tls10 = 0;
+    for (size_t i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        tls10 += SSL_CIPHER_get_min_version(sk_SSL_CIPHER_value(list, i)) <= TLS1_VERSION;
+    }
+    CHECK(tls10 >= 4);
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(config_tls_submission_default_ciphers_are_all_forward_secret) {
+    SSL_CTX *ctx = default_list(TLS_SUBMISSION_CIPHERS, __LINE__);
+    if (ctx == NULL) {
+        return;
+    }
+    const STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    CHECK(sk_SSL_CIPHER_num(list) > 0);
+    for (size_t i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
+        if (SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe) {
+            unit_fail(__FILE__, __LINE__, "submission offers %s", SSL_CIPHER_get_name(c));
+        }
+    }
+    SSL_CTX_free(ctx);
+}
+
+UNIT_TEST(config_tls_smtp_default_ciphers_begin_with_the_submission_list) {
+    SSL_CTX *smtp = default_list(TLS_SMTP_CIPHERS, __LINE__);
+    SSL_CTX *sub = default_list(TLS_SUBMISSION_CIPHERS, __LINE__);
+    if (smtp != NULL && sub != NULL) {
+        const STACK_OF(SSL_CIPHER) *a = SSL_CTX_get_ciphers(smtp);
+        const STACK_OF(SSL_CIPHER) *b = SSL_CTX_get_ciphers(sub);
+        CHECK(sk_SSL_CIPHER_num(a) > sk_SSL_CIPHER_num(b));
+        for (size_t i = 0; i < sk_SSL_CIPHER_num(b) && i < sk_SSL_CIPHER_num(a); i++) {
+            CHECK_INT(SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(a, i)),
+                      SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(b, i)));
+        }
+    }
+    SSL_CTX_free(smtp);
+    SSL_CTX_free(sub);
 }
