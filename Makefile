@@ -33,7 +33,7 @@ HDR := $(wildcard proxy/*.h)
 BIN := proxy/smtp-tls-proxy
 # Pure modules, unit-tested without sockets.
 PURE := proxy/addr.c proxy/buffer.c proxy/decimal.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
-        proxy/data_scan.c proxy/headers.c proxy/config.c proxy/default_config.c \
+        proxy/data_scan.c proxy/headers.c proxy/config.c proxy/config_keys.c proxy/default_config.c \
         proxy/sni.c proxy/tls_hello.c proxy/identity.c proxy/scope.c proxy/client_table.c
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
@@ -116,7 +116,7 @@ proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/smtp_reply.c prox
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_smtp_cmd: proxy/fuzz/fuzz_smtp_cmd.c proxy/smtp_cmd.c proxy/buffer.c proxy/decimal.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
-proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config.c proxy/addr.c proxy/log.c proxy/default_config.c
+proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config.c proxy/config_keys.c proxy/addr.c proxy/log.c proxy/default_config.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
 fuzz: $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)

@@ -19,6 +19,7 @@
 #define SMTP_TLS_PROXY_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -135,6 +136,10 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 
 /* config_free releases |cfg|; NULL is fine. */
 void config_free(struct config *cfg);
+
+/* config_print_keys lists every key by section: name, default, meaning
+ * (the table in config_keys.c; smtp-tls-proxy --keys). */
+void config_print_keys(FILE *out);
 
 const char *listener_kind_name(enum listener_kind kind);
 const char *tls_mode_name(enum tls_mode mode);

@@ -35,13 +35,14 @@ struct options {
 };
 
 static const char usage_text[] =
-    "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--version]\n"
+    "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--keys] [--version]\n"
     "\n"
     "  -c FILE    configuration file (default: the embedded demo configuration,\n"
     "             which equals configs/loopback.conf)\n"
     "  -t         check the configuration and exit (0 when it is good)\n"
     "  -d         debug logging\n"
     "  -h         this help\n"
+    "  --keys     every configuration key with its default and meaning\n"
     "  --version  version and library versions\n"
     "\n"
     "Runs in the foreground and logs to stderr. SIGHUP reloads the\n"
@@ -67,6 +68,10 @@ static int parse_args(int argc, char **argv, struct options *o, int *out_exit) {
             o->debug = 1;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(usage_text, stdout);
+            *out_exit = 0;
+            return 0;
+        } else if (strcmp(a, "--keys") == 0) {
+            config_print_keys(stdout);
             *out_exit = 0;
             return 0;
         } else if (strcmp(a, "--version") == 0) {

@@ -533,3 +533,44 @@ UNIT_TEST(config_bad_pregreet_and_short_line_limits_name_their_line) {
                 "address = 127.0.0.1:1\n[listener a]\naddress = 127.0.0.1:2\nkind = smtp\n",
                 3, "mail_line_max", __LINE__);
 }
+
+UNIT_TEST(config_every_key_in_the_table_is_documented_in_example_conf) {
+    /* example.conf documents every key: the table (--keys) and the file
+     * must name the same keys, section by section. */
+    char example[4096];
+    const char *lb = loopback_conf_path();
+    snprintf(example, sizeof(example), "%.*sexample.conf",
+             (int)(strlen(lb) - strlen("loopback.conf")), lb);
+    char *doc = read_all(example);
+    CHECK(doc != NULL);
+    char *keys = NULL;
+    size_t keys_len = 0;
+    FILE *out = open_memstream(&keys, &keys_len);
+    config_print_keys(out);
+    fclose(out);
+    if (doc == NULL || keys == NULL) {
+        free(doc);
+        free(keys);
+        return;
+    }
+    char section[64] = "";
+    for (char *line = strtok(keys, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        if (line[0] == '[') {
+            snprintf(section, sizeof(section), "%s", line);
+            continue;
+        }
+        char name[64];
+        if (sscanf(line, "%63s", name) != 1) {
+            continue;
+        }
+        /* "name =" at the start of a line, commented out or not */
+        char want[80], want_commented[84];
+        snprintf(want, sizeof(want), "\n%s = ", name);
+        snprintf(want_commented, sizeof(want_commented), "\n# %s = ", name);
+        if (strstr(doc, want) == NULL && strstr(doc, want_commented) == NULL) {
+            unit_fail(__FILE__, __LINE__, "%s %s is not in configs/example.conf", section, name);
+        }
+    }
+    free(doc);
+    free(keys);
+}
