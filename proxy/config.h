@@ -52,7 +52,7 @@ struct listener_config {
     int force_require_tls;  /* the operator insists on require_tls on port 25 */
     int auth_requires_tls;  /* AUTH hidden and refused before TLS */
     int min_tls_version;    /* CONFIG_TLS1_x */
-    char *ciphers;          /* TLS 1.2 and older; NULL: the library's default */
+    char *ciphers;          /* TLS 1.2 and older; NULL: the kind's default (tls.h) */
     int line; /* where the section starts, for messages */
 };
 
