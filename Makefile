@@ -107,7 +107,7 @@ fresh-check:
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd
+FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello
 FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/data_scan.c proxy/buffer.c
@@ -115,6 +115,8 @@ proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/data_scan.c proxy/b
 proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/smtp_reply.c proxy/ehlo.c proxy/buffer.c proxy/decimal.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_smtp_cmd: proxy/fuzz/fuzz_smtp_cmd.c proxy/smtp_cmd.c proxy/buffer.c proxy/decimal.c
+	clang $(FUZZ_CFLAGS) -o $@ $^
+proxy/fuzz/fuzz_tls_hello: proxy/fuzz/fuzz_tls_hello.c proxy/tls_hello.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config.c proxy/config_keys.c proxy/addr.c proxy/log.c proxy/default_config.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
