@@ -24,13 +24,18 @@
 #include "log.h"
 #include "smtp_cmd.h"
 
+void config_verror(char *err, size_t errlen, const char *path, int line, const char *fmt,
+                   va_list ap) {
+    int n = snprintf(err, errlen, "%s:%d: ", path, line);
+    if (n >= 0 && (size_t)n < errlen) {
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    }
+}
+
 int config_fail(struct parse *p, const char *fmt, ...) {
-    int n = snprintf(p->err, p->errlen, "%s:%d: ", p->path, p->line);
     va_list ap;
     va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < p->errlen) {
-        vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
-    }
+    config_verror(p->err, p->errlen, p->path, p->line, fmt, ap);
     va_end(ap);
     return 0;
 }

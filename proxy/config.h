@@ -19,6 +19,7 @@
 #define SMTP_TLS_PROXY_CONFIG_H
 
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -136,6 +137,12 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 
 /* config_free releases |cfg|; NULL is fine. */
 void config_free(struct config *cfg);
+
+/* config_verror writes "path:line: " and the formatted reason into |err|
+ * (size |errlen|), the one shape of every configuration error, whether
+ * the parser or the certificate loader found it. */
+void config_verror(char *err, size_t errlen, const char *path, int line, const char *fmt,
+                   va_list ap);
 
 /* config_print_keys lists every key by section: name, default, meaning
  * (the table in config_keys.c; smtp-tls-proxy --keys). */

@@ -78,12 +78,9 @@ static int load_fail(struct load *l, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int load_fail(struct load *l, int line, const char *fmt, ...) {
-    int n = snprintf(l->err, l->errlen, "%s:%d: ", l->cfg->path, line);
     va_list ap;
     va_start(ap, fmt);
-    if (n >= 0 && (size_t)n < l->errlen) {
-        vsnprintf(l->err + n, l->errlen - (size_t)n, fmt, ap);
-    }
+    config_verror(l->err, l->errlen, l->cfg->path, line, fmt, ap);
     va_end(ap);
     ERR_clear_error();
     return 0;
