@@ -14,95 +14,12 @@ import threading
 import time
 import unittest
 
-from fakebackend import ScriptedBackend
+from fakebackend import ScriptedBackend, counting_mta, legacy_mta, slow_greeting_mta
 from peers import SmtpSink, free_port
 from proxyproc import PLAIN_PROXY_BIN, PROXY_BIN, Proxy, SmtpConversation
 
 STATUS = b"X-TLS-Status"
 MIB = 1024 * 1024
-
-
-class LineReader:
-    """Reads a socket the way a C MTA reading with fgets(buf, size) does:
-    a line ends at LF or after size - 1 bytes, whichever comes first."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.buf = b""
-
-    def read(self, size):
-        for _ in range(100000):
-            lf = self.buf.find(b"\n", 0, size - 1)
-            if lf >= 0:
-                line, self.buf = self.buf[:lf + 1], self.buf[lf + 1:]
-                return line
-            if len(self.buf) >= size - 1:
-                line, self.buf = self.buf[:size - 1], self.buf[size - 1:]
-                return line
-            chunk = self.conn.recv(65536)
-            if not chunk:
-                line, self.buf = self.buf, b""
-                return line
-            self.buf += chunk
-        return b""
-
-
-def legacy_mta(record, ehlo=b"250-legacy\r\n250 PIPELINING\r\n", strip_nul=False,
-               auth=False, ok=b"250 2.0.0 ok\r\n", stall_in_data=None):
-    """A legacy MTA: commands are read into a 512-octet buffer, message
-    lines into a 1000-octet one, and every piece is run as what it says.
-    |record| gets "verbs" (every command piece, upper-cased first word),
-    "lines" (the raw pieces) and "messages" (each queued body). With
-    |strip_nul| it drops NUL before looking for the end of data."""
-    record.setdefault("verbs", [])
-    record.setdefault("lines", [])
-    record.setdefault("messages", [])
-
-    def handler(conn, received):
-        r = LineReader(conn)
-        conn.sendall(b"220 legacy ESMTP\r\n")
-        for _ in range(200000):
-            # An MTA that offers AUTH reads its lines as RFC 4954 asks.
-            line = r.read(16384 if auth else 512)
-            if not line:
-                return
-            record["lines"].append(line)
-            words = line.strip().split()
-            verb = words[0].upper() if words else b""
-            record["verbs"].append(verb)
-            if verb == b"EHLO":
-                conn.sendall(ehlo)
-            elif verb == b"XCLIENT":
-                conn.sendall(b"220 legacy ESMTP\r\n")
-            elif verb == b"AUTH" and auth:
-                conn.sendall(b"334 " + b"C" * 6000 + b"\r\n")
-                response = r.read(16384)
-                record["lines"].append(response)
-                conn.sendall(b"235 2.7.0 ok\r\n")
-            elif verb == b"DATA":
-                conn.sendall(b"354 go\r\n")
-                for _ in range(300 if stall_in_data else 0):
-                    if stall_in_data():
-                        return
-                    time.sleep(0.1)
-                body = []
-                for _ in range(200000):
-                    piece = r.read(1000)
-                    if not piece:
-                        return
-                    if strip_nul:
-                        piece = piece.replace(b"\0", b"")
-                    if piece in (b".\r\n", b".\n"):
-                        break
-                    body.append(piece)
-                record["messages"].append(b"".join(body))
-                conn.sendall(b"250 2.0.0 queued\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(ok)
-    return handler
 
 
 class ProxyCase(unittest.TestCase):
@@ -159,46 +76,6 @@ def peak_rss_kib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise AssertionError("no VmHWM for %d" % pid)
-
-
-def counting_mta(record):
-    """Takes a message of any size without keeping it: counts its bytes,
-    and keeps its first and last 64 KiB."""
-    def handler(conn, received):
-        conn.settimeout(60)
-        conn.sendall(b"220 counting ESMTP\r\n")
-        r = LineReader(conn)
-        for _ in range(100):
-            line = r.read(4096)
-            if not line:
-                return
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                conn.sendall(b"250-counting\r\n250 PIPELINING\r\n")
-            elif verb == b"DATA":
-                conn.sendall(b"354 go\r\n")
-                head, tail, total = r.buf, b"", len(r.buf)
-                tail = r.buf
-                for _ in range(1000000):
-                    if tail.endswith(b"\r\n.\r\n"):
-                        break
-                    chunk = conn.recv(1 << 20)
-                    if not chunk:
-                        return
-                    total += len(chunk)
-                    if len(head) < 65536:
-                        head += chunk[:65536]
-                    tail = (tail + chunk)[-65536:]
-                record["total"] = total
-                record["head"] = head
-                r.buf = b""
-                conn.sendall(b"250 2.0.0 counted\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 2.0.0 ok\r\n")
-    return handler
 
 
 class OneSessionMemoryTest(ProxyCase):
@@ -497,17 +374,6 @@ class ShutdownTransactionTest(unittest.TestCase):
         p.signal(signal.SIGTERM)
         self.assertTrue(c.read_reply().startswith(b"421 4.3.2"))
         self.assertEqual(c.read_until_eof(), b"")
-
-
-def slow_greeting_mta(record, delay):
-    """Greets only after |delay| seconds, then behaves like legacy_mta
-    without PIPELINING."""
-    inner = legacy_mta(record, ehlo=b"250-slow\r\n250 8BITMIME\r\n")
-
-    def handler(conn, received):
-        time.sleep(delay)
-        inner(conn, received)
-    return handler
 
 
 class PregreetTest(ProxyCase):

@@ -13,9 +13,8 @@ import ssl
 import tempfile
 import unittest
 
-from fakebackend import ScriptedBackend
+from fakebackend import LineReader, ScriptedBackend
 from proxyproc import ROOT, Proxy, SmtpConversation
-from test_adversarial import LineReader
 
 CERTS = os.path.join(ROOT, "certs", "test")
 CERT = "\n[certificate mx]\ncert = %s\nkey = %s\n" % (os.path.join(CERTS, "mx-ecdsa.crt"),

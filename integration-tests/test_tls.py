@@ -21,7 +21,7 @@ import time
 import unittest
 import warnings
 
-from fakebackend import ScriptedBackend
+from fakebackend import MiniMta, ScriptedBackend
 from peers import SmtpSink
 from proxyproc import PROXY_BIN, ROOT, Proxy, SmtpConversation
 
@@ -124,116 +124,6 @@ def describe_cert(pem):
     else:
         kind = "?"
     return (cn.group(1).strip() if cn else None), kind
-
-
-class MiniMta:
-    """A small stateful MTA for a ScriptedBackend: it records every line it
-    reads, advertises what a legacy MTA might (its own STARTTLS, CHUNKING,
-    XCLIENT, XFORWARD, AUTH), enforces the MAIL/RCPT/DATA order (RSET and
-    EHLO clear the envelope, as RFC 5321 4.1.4 says), answers AUTH with 235
-    once per connection and any further AUTH with 503 (RFC 4954 4; like
-    Postfix, RSET and EHLO do not undo it), and keeps the messages it
-    accepted."""
-
-    EHLO = (b"250-legacy.backend.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-            b"250-STARTTLS\r\n250-CHUNKING\r\n250-XCLIENT NAME ADDR PROTO HELO\r\n"
-            b"250-XFORWARD NAME ADDR PROTO HELO\r\n250-AUTH PLAIN LOGIN\r\n"
-            b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
-
-    def __init__(self):
-        self.lines = []
-        self.messages = []
-
-    def commands(self):
-        """The lines read (commands and SASL data), without line ends."""
-        return [l.rstrip(b"\r\n") for l in self.lines]
-
-    def handle(self, conn, received):
-        buf = bytearray()
-
-        def read_more():
-            chunk = conn.recv(65536)
-            buf.extend(chunk)
-            return bool(chunk)
-
-        def line():
-            for _ in range(10000):
-                i = buf.find(b"\n")
-                if i >= 0:
-                    l = bytes(buf[:i + 1])
-                    del buf[:i + 1]
-                    self.lines.append(l)
-                    return l
-                if not read_more():
-                    return b""
-            return b""
-
-        def message():
-            for _ in range(10000):
-                i = buf.find(b"\r\n.\r\n")
-                if i >= 0:
-                    data = bytes(buf[:i + 5])
-                    del buf[:i + 5]
-                    return data
-                if not read_more():
-                    return None
-            return None
-
-        conn.sendall(b"220 legacy.backend.test ESMTP\r\n")
-        mail = rcpt = authenticated = False
-        for _ in range(500):
-            cmd = line()
-            if not cmd:
-                return
-            words = cmd.rstrip(b"\r\n").split(b" ")
-            verb = words[0].split(b":")[0].upper()
-            if verb in (b"EHLO", b"HELO"):
-                mail = rcpt = False
-                conn.sendall(self.EHLO if verb == b"EHLO" else b"250 legacy.backend.test\r\n")
-            elif verb == b"RSET":
-                mail = rcpt = False
-                conn.sendall(b"250 2.0.0 Ok\r\n")
-            elif verb == b"MAIL":
-                mail, rcpt = True, False
-                conn.sendall(b"250 2.1.0 Ok\r\n")
-            elif verb == b"RCPT":
-                if not mail:
-                    conn.sendall(b"503 5.5.1 Error: need MAIL command\r\n")
-                else:
-                    rcpt = True
-                    conn.sendall(b"250 2.1.5 Ok\r\n")
-            elif verb == b"DATA":
-                if not rcpt:
-                    conn.sendall(b"503 5.5.1 Error: need RCPT command\r\n")
-                    continue
-                conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                data = message()
-                if data is None:
-                    return
-                self.messages.append(data)
-                mail = rcpt = False
-                conn.sendall(b"250 2.0.0 Ok: queued\r\n")
-            elif verb == b"AUTH":
-                if authenticated:
-                    conn.sendall(b"503 5.5.1 Error: already authenticated\r\n")
-                    continue
-                mech = words[1].upper() if len(words) > 1 else b""
-                if mech == b"PLAIN" and len(words) < 3:
-                    conn.sendall(b"334 \r\n")
-                    line()
-                elif mech == b"LOGIN":
-                    if len(words) < 3:
-                        conn.sendall(b"334 VXNlcm5hbWU6\r\n")
-                        line()
-                    conn.sendall(b"334 UGFzc3dvcmQ6\r\n")
-                    line()
-                authenticated = True
-                conn.sendall(b"235 2.7.0 Authentication successful\r\n")
-            elif verb == b"QUIT":
-                conn.sendall(b"221 2.0.0 Bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 2.0.0 Ok\r\n")
 
 
 class SniSMTP(smtplib.SMTP):
