@@ -4,7 +4,6 @@ session after the handshake (OpenSMTPD refuses a second EHLO in one),
 the identity sent again on it, the HELO name recorded only once the
 backend accepted it, and RFC 6531's UTF8SMTPS for SMTPUTF8 mail.
 """
-import email
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ import tempfile
 import unittest
 
 from fakebackend import LineReader, ScriptedBackend
+from mailcheck import header_values, squeeze
 from proxyproc import ROOT, Proxy, SmtpConversation
 
 CERTS = os.path.join(ROOT, "certs", "test")
@@ -99,10 +99,9 @@ class BackendSessionTest(unittest.TestCase):
         return s
 
     def received(self, message):
-        ours = [v for v in email.message_from_bytes(message).get_all("Received")
-                if "smtp-tls-proxy" in v]
+        ours = [v for v in header_values(message, "Received") if "smtp-tls-proxy" in v]
         self.assertEqual(len(ours), 1, ours)
-        return " ".join(ours[0].split())
+        return squeeze(ours[0])
 
     def test_starttls_to_a_backend_that_refuses_a_second_ehlo_delivers(self):
         record = {}

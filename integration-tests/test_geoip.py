@@ -10,10 +10,10 @@ import subprocess
 import tempfile
 import unittest
 
+from mailcheck import header_values
 from mmdb import write_mmdb
 from peers import SmtpSink
 from proxyproc import PROXY_BIN, Proxy
-from test_relay import header_values
 
 GEOLITE_COUNTRY = [
     ("127.0.0.2/32", {"country": {"iso_code": "DE"}}),

@@ -14,9 +14,9 @@ import ssl
 import tempfile
 import unittest
 
+from mailcheck import header_values
 from peers import PostfixInstance, SmtpSink
 from proxyproc import ROOT, Proxy
-from test_relay import header_values
 
 CERTS = os.path.join(ROOT, "certs", "test")
 CERT_SECTIONS = "".join(

@@ -35,7 +35,6 @@ cells.
 """
 import base64
 import concurrent.futures
-import email
 import os
 import queue
 import re
@@ -49,6 +48,7 @@ import time
 import traceback
 import unittest
 
+from mailcheck import header_values, squeeze, status_pairs
 from mta_peers import Exim, OpenSmtpd, mta_missing
 from peers import PeerError, PostfixInstance, SmtpSink
 from proxyproc import ROOT, Proxy
@@ -391,20 +391,6 @@ def send_postfix(cell, port, msg, auth, client_postfix):
 # checks
 # ---------------------------------------------------------------------------
 
-def header_values(data, name):
-    msg = email.message_from_bytes(data)
-    return [" ".join(str(v).split()) for v in (msg.get_all(name) or [])]
-
-
-def status_pairs(value):
-    pairs = {}
-    for part in value.split(";"):
-        k, sep, v = part.strip().partition("=")
-        if sep:
-            pairs[k] = v
-    return pairs
-
-
 BACKEND_TRACE = {"postfix": "(Postfix)", "opensmtpd": "(OpenSMTPD)", "exim": "(Exim 4.96)"}
 
 
@@ -419,7 +405,7 @@ def check_copy(cell, data, body, port):
         raise AssertionError("body changed:\n" + diff)
     if b"forged-by-client" in head:
         raise AssertionError("the client's forged X-TLS-Status survived:\n%s" % head.decode())
-    received = header_values(data, "Received")
+    received = [squeeze(v) for v in header_values(data, "Received")]
     ours = [i for i, r in enumerate(received) if "(smtp-tls-proxy)" in r]
     if len(ours) != 1:
         raise AssertionError("%d proxy Received lines:\n%s" % (len(ours), head.decode()))
@@ -453,7 +439,7 @@ def check_copy(cell, data, body, port):
         if not theirs or theirs[0] > ours[0]:
             raise AssertionError("no %s trace above the proxy's Received:\n%s"
                                  % (trace, head.decode()))
-    status = header_values(data, "X-TLS-Status")
+    status = [squeeze(v) for v in header_values(data, "X-TLS-Status")]
     if len(status) != 1:
         raise AssertionError("%d X-TLS-Status headers:\n%s" % (len(status), head.decode()))
     p = status_pairs(status[0])

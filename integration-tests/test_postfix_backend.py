@@ -11,9 +11,9 @@ import smtplib
 import tempfile
 import unittest
 
+from mailcheck import header_block, header_values
 from peers import PostfixInstance, SmtpSink
 from proxyproc import Proxy, SmtpConversation
-from test_relay import header_block, header_values
 
 
 class PostfixBackendTest(unittest.TestCase):

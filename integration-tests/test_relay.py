@@ -2,7 +2,6 @@
 the proxy's headers, forged headers removed, PIPELINING intact, and
 nothing the backend did not accept is acknowledged to the client.
 """
-import email
 import hashlib
 import os
 import shutil
@@ -13,20 +12,11 @@ import time
 import unittest
 
 from fakebackend import ScriptedBackend, read_line, serve_until_data
+from mailcheck import header_block, header_values
 from peers import SmtpSink
 from proxyproc import Proxy, SmtpConversation
 
 STATUS = b"X-TLS-Status"
-
-
-def header_values(data, name):
-    """All values of header |name| (case-insensitive) in message |data|."""
-    msg = email.message_from_bytes(data)
-    return msg.get_all(name.decode() if isinstance(name, bytes) else name) or []
-
-
-def header_block(data):
-    return data.split(b"\r\n\r\n", 1)[0]
 
 
 class RelayTest(unittest.TestCase):

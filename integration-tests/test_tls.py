@@ -7,7 +7,6 @@ the configuration check.
 Real clients only: Python's ssl/smtplib, swaks, openssl s_client and
 Postfix's posttls-finger, against the test PKI from `make certs`.
 """
-import email
 import functools
 import os
 import re
@@ -22,6 +21,7 @@ import unittest
 import warnings
 
 from fakebackend import MiniMta, ScriptedBackend
+from mailcheck import header_values, squeeze, status_pairs
 from peers import SmtpSink
 from proxyproc import PROXY_BIN, ROOT, Proxy, SmtpConversation
 
@@ -85,25 +85,10 @@ def iana_cipher_names():
     return names
 
 
-def header_values(data, name):
-    """All values of header |name| in message |data|, unfolded."""
-    msg = email.message_from_bytes(data)
-    return [" ".join(str(v).split()) for v in (msg.get_all(name) or [])]
-
-
 def proxy_received(data):
-    rec = [v for v in header_values(data, "Received") if "(smtp-tls-proxy)" in v]
+    rec = [squeeze(v) for v in header_values(data, "Received")
+           if "(smtp-tls-proxy)" in v]
     return rec
-
-
-def status_pairs(value):
-    """X-TLS-Status value -> dict (keys in order of appearance)."""
-    pairs = {}
-    for part in value.split(";"):
-        k, sep, v = part.strip().partition("=")
-        if sep:
-            pairs[k] = v
-    return pairs
 
 
 def body_of_pem(text):
@@ -321,7 +306,7 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(m.group(7), sni, rec[0])
         self.assertEqual(int(m.group(8)), port)
         self.assertEqual(rec[0].count("("), rec[0].count(")"), rec[0])
-        status = header_values(data, STATUS)
+        status = [squeeze(v) for v in header_values(data, STATUS)]
         self.assertEqual(len(status), 1, data)
         pairs = status_pairs(status[0])
         self.assertEqual(pairs["tls"], m.group(3), status[0])
@@ -1156,7 +1141,7 @@ class TlsHeadersTest(TlsTest):
         self.assertEqual(len(rec), 1)
         self.assertIn("with ESMTP id", rec[0])
         self.assertNotIn(" tls ", rec[0])
-        pairs = status_pairs(header_values(data, STATUS)[0])
+        pairs = status_pairs(squeeze(header_values(data, STATUS)[0]))
         self.assertEqual(pairs["tls"], "none")
         self.assertEqual(pairs["mode"], "none")
         self.assertEqual(pairs["listener"], "smtp")
@@ -1227,7 +1212,7 @@ class HostileSniTest(TlsTest):
             self.assertNotRegex(head, rb"(?m)^X-Injected")
             if re.search(rb"[^A-Za-z0-9._:\[\]-]", sni):
                 self.assertNotIn(sni, head)
-            status = header_values(data, STATUS)
+            status = [squeeze(v) for v in header_values(data, STATUS)]
             self.assertEqual(len(status), 1, head)
             pairs = status_pairs(status[0])
             self.assertNotEqual(pairs.get("tls"), "forged")
