@@ -28,35 +28,57 @@ WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=
 CPPFLAGS_ALL := -D_GNU_SOURCE -isystem $(SSL_INC) $(CPPFLAGS)
 LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lpthread
 
-SRC := $(filter-out proxy/default_config.c,$(wildcard proxy/*.c)) proxy/default_config.c
-HDR := $(wildcard proxy/*.h)
-BIN := proxy/smtp-tls-proxy
-# Pure modules, unit-tested without sockets.
-PURE := proxy/addr.c proxy/buffer.c proxy/decimal.c proxy/log.c proxy/smtp_cmd.c proxy/smtp_reply.c proxy/ehlo.c \
-        proxy/data_scan.c proxy/headers.c proxy/config.c proxy/config_keys.c proxy/default_config.c \
-        proxy/sni.c proxy/tls_hello.c proxy/identity.c proxy/scope.c proxy/client_table.c
+# The layers (ARCHITECTURE.md): core <- protocol <- config <- tls <- daemon.
+# Sources include headers by layer ("core/buffer.h") from proxy/; Bazel
+# enforces the layering, make just builds it.
+LAYERS   := core protocol config tls daemon
+GEN      := proxy/config/default_config.c
+SRC      := $(filter-out $(GEN),$(foreach l,$(LAYERS),$(wildcard proxy/$(l)/*.c))) $(GEN)
+BIN      := proxy/smtp-tls-proxy
+# Everything but the daemon is pure and unit-tested without sockets (tls.c
+# needs certificates and a handshake: the integration tests cover it).
+PURE     := $(filter proxy/core/% proxy/protocol/% proxy/config/%,$(SRC))
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+# One object per source and variant, with dependency files (-MMD), so a
+# change rebuilds what it touches. build/ is the only output directory.
+obj = $(patsubst %.c,build/$(1)/%.o,$(2))
+PLAIN_OBJ := $(call obj,plain,$(SRC))
+ASAN_OBJ  := $(call obj,asan,$(SRC))
+UNIT_OBJ  := $(call obj,plain,$(UNIT_SRC) $(PURE))
+UNIT_ASAN_OBJ := $(call obj,asan,$(UNIT_SRC) $(PURE))
 
 .PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db fuzz
 
 all: $(BIN)
 
-$(BIN): $(SRC) $(HDR)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -o $@ $(SRC) $(LDFLAGS) $(LDLIBS_ALL)
+build/plain/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -Iproxy -MMD -MP -c -o $@ $<
 
-proxy/default_config.c: configs/loopback.conf proxy/gen-default-config.sh
-	sh proxy/gen-default-config.sh configs/loopback.conf > $@.tmp && mv $@.tmp $@
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(SAN_FLAGS) $(CPPFLAGS_ALL) -Iproxy -MMD -MP -c -o $@ $<
 
-proxy/tests/unit-tests: $(UNIT_SRC) $(PURE) $(HDR) proxy/tests/unit.h
-	$(CC) $(WARN) -O1 -g $(CPPFLAGS_ALL) -Iproxy -o $@ $(UNIT_SRC) $(PURE) $(LDFLAGS) $(LDLIBS_ALL)
+# The generated source exists before anything that lists it compiles.
+$(call obj,plain,$(GEN)) $(call obj,asan,$(GEN)): $(GEN)
 
-proxy/tests/unit-tests-asan: $(UNIT_SRC) $(PURE) $(HDR) proxy/tests/unit.h
-	$(CC) $(WARN) $(SAN_FLAGS) $(CPPFLAGS_ALL) -Iproxy -o $@ $(UNIT_SRC) $(PURE) $(LDFLAGS) $(LDLIBS_ALL)
+$(BIN): $(PLAIN_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
 
-proxy/smtp-tls-proxy-asan: $(SRC) $(HDR)
-	$(CC) $(WARN) $(SAN_FLAGS) $(CPPFLAGS_ALL) -o $@ $(SRC) $(LDFLAGS) $(LDLIBS_ALL)
+proxy/smtp-tls-proxy-asan: $(ASAN_OBJ)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(GEN): configs/loopback.conf proxy/config/gen-default-config.sh
+	sh proxy/config/gen-default-config.sh configs/loopback.conf > $@.tmp && mv $@.tmp $@
+
+proxy/tests/unit-tests: $(UNIT_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+proxy/tests/unit-tests-asan: $(UNIT_ASAN_OBJ)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
 
 unit: proxy/tests/unit-tests proxy/tests/unit-tests-asan
 	proxy/tests/unit-tests
@@ -108,17 +130,20 @@ fresh-check:
 # committed seeds (new inputs go to a scratch directory).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello
-FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) \
+FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) -Iproxy \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/data_scan.c proxy/buffer.c
+proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/protocol/data_scan.c proxy/core/buffer.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
-proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/smtp_reply.c proxy/ehlo.c proxy/buffer.c proxy/decimal.c
+proxy/fuzz/fuzz_smtp_reply: proxy/fuzz/fuzz_smtp_reply.c proxy/protocol/smtp_reply.c proxy/protocol/ehlo.c \
+                            proxy/core/buffer.c proxy/core/decimal.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
-proxy/fuzz/fuzz_smtp_cmd: proxy/fuzz/fuzz_smtp_cmd.c proxy/smtp_cmd.c proxy/buffer.c proxy/decimal.c
+proxy/fuzz/fuzz_smtp_cmd: proxy/fuzz/fuzz_smtp_cmd.c proxy/protocol/smtp_cmd.c proxy/core/buffer.c \
+                          proxy/core/decimal.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
-proxy/fuzz/fuzz_tls_hello: proxy/fuzz/fuzz_tls_hello.c proxy/tls_hello.c
+proxy/fuzz/fuzz_tls_hello: proxy/fuzz/fuzz_tls_hello.c proxy/protocol/tls_hello.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
-proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config.c proxy/config_keys.c proxy/addr.c proxy/log.c proxy/default_config.c
+proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config/config.c proxy/config/config_keys.c \
+                        proxy/core/addr.c proxy/core/log.c $(GEN)
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
 fuzz: $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
@@ -149,5 +174,8 @@ bazel:
 	bazel build //:smtp-tls-proxy
 
 clean:
-	rm -f $(BIN) proxy/smtp-tls-proxy-asan proxy/default_config.c proxy/tests/unit-tests \
-	      proxy/tests/unit-tests-asan $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
+	rm -rf build $(BIN) proxy/smtp-tls-proxy-asan $(GEN) proxy/tests/unit-tests \
+	       proxy/tests/unit-tests-asan $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
+
+# Last, so that no dependency file's target becomes the default goal.
+-include $(wildcard build/*/proxy/*/*.d)

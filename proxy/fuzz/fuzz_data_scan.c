@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../data_scan.h"
+#include "protocol/data_scan.h"
 
 static const char *const NAME = "X-TLS-Status";
 

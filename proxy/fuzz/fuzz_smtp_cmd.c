@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../smtp_cmd.h"
+#include "protocol/smtp_cmd.h"
 
 static const char *const known[] = {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT",
                                     "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP",

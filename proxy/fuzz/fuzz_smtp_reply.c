@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../ehlo.h"
-#include "../smtp_reply.h"
+#include "protocol/ehlo.h"
+#include "protocol/smtp_reply.h"
 
 static void check_ehlo(const char *o, size_t n) {
     size_t i = 0;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tls_hello.h"
+#include "protocol/tls_hello.h"
 
 /* take cuts the next piece: its length is the next byte. */
 static const uint8_t *take(const uint8_t **p, size_t *n, size_t *out_len) {

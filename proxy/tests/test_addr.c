@@ -5,7 +5,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "addr.h"
+#include "core/addr.h"
 #include "unit.h"
 
 static struct net_addr parsed(const char *text) {

@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "buffer.h"
+#include "core/buffer.h"
 #include "unit.h"
 
 UNIT_TEST(buffer_new_zeroed_buffer_is_empty_without_memory) {

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client_table.h"
+#include "core/client_table.h"
 #include "unit.h"
 
 static struct net_addr v4(const char *ip, unsigned port) {

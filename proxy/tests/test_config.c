@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <sys/un.h>
 
-#include "config.h"
-#include "smtp_cmd.h"
+#include "config/config.h"
+#include "protocol/smtp_cmd.h"
 #include "unit.h"
 
 /* loopback_conf_path finds configs/loopback.conf from this file's path

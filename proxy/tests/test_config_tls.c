@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
-#include "tls.h"
+#include "config/config.h"
+#include "tls/tls.h"
 #include "unit.h"
 
 /* TBASE ends with one certificate; sections appended start at line 10. */

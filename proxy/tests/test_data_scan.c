@@ -1,5 +1,5 @@
 /*
- * test_data_scan.c - data_scan.h: the DATA stream (DESIGN 3.5).
+ * test_data_scan.c - data_scan.h: the DATA stream (ARCHITECTURE.md §5.4).
  *
  * Every case runs twice: the whole input in one feed, and one byte per
  * feed (the scanner must be resumable at any byte). Both runs must give
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "data_scan.h"
+#include "protocol/data_scan.h"
 #include "unit.h"
 
 #define STATUS "X-TLS-Status"

@@ -1,7 +1,7 @@
 /*
  * test_decimal.c - decimal.h.
  */
-#include "decimal.h"
+#include "core/decimal.h"
 #include "unit.h"
 
 UNIT_TEST(decimal_reads_the_leading_digits_only) {

@@ -1,9 +1,9 @@
 /*
- * test_ehlo.c - ehlo.h: the EHLO capability rewrite (DESIGN 3.1).
+ * test_ehlo.c - ehlo.h: the EHLO capability rewrite (ARCHITECTURE.md §4).
  */
 #include <strings.h>
 
-#include "ehlo.h"
+#include "protocol/ehlo.h"
 #include "unit.h"
 
 static void check_rewrite(const char *in, int offer, int hide_auth, size_t reserve,

@@ -1,10 +1,10 @@
 /*
- * test_headers.c - headers.h: Received: and status fields (DESIGN 3.4).
+ * test_headers.c - headers.h: Received: and status fields (ARCHITECTURE.md §5.5).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "headers.h"
+#include "protocol/headers.h"
 #include "unit.h"
 
 /* 2026-11-22 10:00:00 UTC, a Sunday */

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <sys/un.h>
 
-#include "identity.h"
+#include "protocol/identity.h"
 #include "unit.h"
 
 /* ip builds a net_addr from numeric text ("192.0.2.1", "2001:db8::1"). */

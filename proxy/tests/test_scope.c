@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <sys/un.h>
 
-#include "scope.h"
+#include "protocol/scope.h"
 #include "unit.h"
 
 /* scope_of classifies numeric text ("10.0.0.1", "fe80::1"). */

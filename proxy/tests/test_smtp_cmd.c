@@ -3,7 +3,7 @@
  */
 #include <strings.h>
 
-#include "smtp_cmd.h"
+#include "protocol/smtp_cmd.h"
 #include "unit.h"
 
 /* find runs smtp_line_find over a string literal of |n| bytes. */

@@ -3,7 +3,7 @@
  */
 #include <stdlib.h>
 
-#include "smtp_reply.h"
+#include "protocol/smtp_reply.h"
 #include "unit.h"
 
 #define LIT(s) (s), (sizeof(s) - 1)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "sni.h"
+#include "protocol/sni.h"
 #include "unit.h"
 
 /* add expects sni_table_add to succeed. */

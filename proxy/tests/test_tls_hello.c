@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "tls_hello.h"
+#include "protocol/tls_hello.h"
 #include "unit.h"
 
 /* copy_exact copies |n| bytes into a block of exactly |n| bytes (NULL for

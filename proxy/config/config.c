@@ -1,0 +1,401 @@
+/*
+ * config.c - parsing and checking the INI configuration file.
+ *
+ * The reader: lines, sections, listeners and certificates, and the checks
+ * that need a whole file (defaults by kind, combinations). What each key
+ * means lives in one table, config_keys.c. Unknown sections and keys are
+ * errors, not warnings: a typo in a mail relay's config must not silently
+ * fall back to a default.
+ */
+#include "config/config_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+
+#include "core/log.h"
+#include "protocol/smtp_cmd.h"
+
+void config_verror(char *err, size_t errlen, const char *path, int line, const char *fmt,
+                   va_list ap) {
+    int n = snprintf(err, errlen, "%s:%d: ", path, line);
+    if (n >= 0 && (size_t)n < errlen) {
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    }
+}
+
+int config_fail(struct parse *p, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    config_verror(p->err, p->errlen, p->path, p->line, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/* ---- sections ---- */
+
+/* Listener keys arrive before the section is complete, so "unset" is
+ * tracked with -1 until config_finish fills in defaults by kind. */
+#define UNSET (-1)
+
+static int valid_name(const char *s) {
+    if (*s == '\0' || strlen(s) > 32) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int open_listener(struct parse *p, const char *name) {
+    struct config *c = p->cfg;
+    if (!valid_name(name)) {
+        return config_fail(p, "listener name \"%s\" must be 1 to 32 letters, digits, '-' or '_'", name);
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (strcmp(c->listeners[i].name, name) == 0) {
+            return config_fail(p, "listener \"%s\" is defined twice (first at line %d)", name,
+                        c->listeners[i].line);
+        }
+    }
+    struct listener_config *ls = realloc(c->listeners, (c->nlisteners + 1) * sizeof(*ls));
+    if (ls == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    c->listeners = ls;
+    struct listener_config *l = &ls[c->nlisteners++];
+    memset(l, 0, sizeof(*l));
+    l->name = strdup(name);
+    l->kind = (enum listener_kind)UNSET;
+    l->tls = (enum tls_mode)UNSET;
+    l->require_tls = UNSET;
+    l->auth_requires_tls = UNSET;
+    l->min_tls_version = UNSET;
+    l->line = p->line;
+    p->listener = l;
+    return l->name != NULL ? 1 : config_fail(p, "out of memory");
+}
+
+static int open_certificate(struct parse *p, const char *name) {
+    struct config *c = p->cfg;
+    if (!valid_name(name)) {
+        return config_fail(p, "certificate name \"%s\" must be 1 to 32 letters, digits, '-' or '_'",
+                    name);
+    }
+    for (size_t i = 0; i < c->ncerts; i++) {
+        if (strcmp(c->certs[i].name, name) == 0) {
+            return config_fail(p, "certificate \"%s\" is defined twice (first at line %d)", name,
+                        c->certs[i].line);
+        }
+    }
+    struct cert_config *cs = realloc(c->certs, (c->ncerts + 1) * sizeof(*cs));
+    if (cs == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    c->certs = cs;
+    struct cert_config *cc = &cs[c->ncerts++];
+    memset(cc, 0, sizeof(*cc));
+    cc->name = strdup(name);
+    cc->line = p->line;
+    p->cert = cc;
+    return cc->name != NULL ? 1 : config_fail(p, "out of memory");
+}
+
+/* section_argument returns the NAME of "[kind NAME]", or NULL. */
+static char *section_argument(char *name, const char *kind) {
+    size_t n = strlen(kind);
+    if (strncmp(name, kind, n) != 0 || (name[n] != ' ' && name[n] != '\t')) {
+        return NULL;
+    }
+    name += n;
+    while (*name == ' ' || *name == '\t') {
+        name++;
+    }
+    return name;
+}
+
+static int open_section(struct parse *p, char *name) {
+    p->listener = NULL;
+    p->cert = NULL;
+    char *arg;
+    if (strcmp(name, "proxy") == 0) {
+        p->section = SECTION_PROXY;
+        return 1;
+    }
+    if (strcmp(name, "backend") == 0) {
+        if (p->seen_backend) {
+            return config_fail(p, "[backend] is defined twice");
+        }
+        p->seen_backend = 1;
+        p->section = SECTION_BACKEND;
+        return 1;
+    }
+    if (strcmp(name, "tls") == 0) {
+        p->section = SECTION_TLS;
+        return 1;
+    }
+    if (strcmp(name, "geoip") == 0) {
+        if (p->cfg->geoip_line != 0) {
+            return config_fail(p, "[geoip] is defined twice");
+        }
+        p->cfg->geoip_line = p->line;
+        p->section = SECTION_GEOIP;
+        return 1;
+    }
+    if ((arg = section_argument(name, "listener")) != NULL) {
+        p->section = SECTION_LISTENER;
+        return open_listener(p, arg);
+    }
+    if ((arg = section_argument(name, "certificate")) != NULL) {
+        p->section = SECTION_CERTIFICATE;
+        return open_certificate(p, arg);
+    }
+    return config_fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], [geoip], "
+                   "[listener NAME] or [certificate NAME])", name);
+}
+
+/* parse_line handles one line of the file (modified in place). */
+static int parse_line(struct parse *p, char *line) {
+    char *s = config_trim(line);
+    if (*s == '\0' || *s == '#' || *s == ';') {
+        return 1;
+    }
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        if (close == NULL || *config_trim(close + 1) != '\0') {
+            return config_fail(p, "a section header looks like [name]");
+        }
+        *close = '\0';
+        return open_section(p, config_trim(s + 1));
+    }
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+        return config_fail(p, "expected \"key = value\"");
+    }
+    *eq = '\0';
+    char *key = config_trim(s);
+    char *value = config_trim(eq + 1);
+    if (*value == '\0') {
+        return config_fail(p, "\"%s\" has no value", key);
+    }
+    if (p->section == SECTION_NONE) {
+        return config_fail(p, "\"%s\" is outside any section", key);
+    }
+    return config_set_key(p, key, value);
+}
+
+/* finish_listener fills in defaults by kind and checks the combination. */
+static int finish_listener(struct parse *p, struct listener_config *l) {
+    p->line = l->line;
+    if (l->address == NULL) {
+        return config_fail(p, "[listener %s] needs an address", l->name);
+    }
+    if (l->addr.ss.ss_family == AF_UNIX) {
+        return config_fail(p, "[listener %s]: listeners take host:port, not a unix path", l->name);
+    }
+    if ((int)l->kind == UNSET) {
+        return config_fail(p, "[listener %s] needs a kind (smtp, submission or submissions)", l->name);
+    }
+    if ((int)l->tls == UNSET) {
+        l->tls = l->kind == KIND_SUBMISSIONS ? TLS_MODE_IMPLICIT
+                 : p->cfg->ncerts > 0       ? TLS_MODE_STARTTLS
+                                            : TLS_MODE_NONE;
+    }
+    if (l->kind == KIND_SUBMISSIONS && l->tls != TLS_MODE_IMPLICIT) {
+        return config_fail(p, "[listener %s]: kind submissions means tls = implicit (RFC 8314)", l->name);
+    }
+    if (l->tls != TLS_MODE_NONE && p->cfg->ncerts == 0) {
+        return config_fail(p, "[listener %s]: tls = %s needs a [certificate NAME] section", l->name,
+                    tls_mode_name(l->tls));
+    }
+    if (l->require_tls == UNSET) {
+        l->require_tls = l->kind != KIND_SMTP && l->tls != TLS_MODE_NONE;
+    }
+    if (l->require_tls && l->tls == TLS_MODE_NONE) {
+        return config_fail(p, "[listener %s]: require_tls needs tls = starttls or implicit", l->name);
+    }
+    /* RFC 3207 4: a publicly referenced MX must not require TLS; senders
+     * that cannot do it would bounce the mail. */
+    if (l->require_tls && l->kind == KIND_SMTP && l->tls == TLS_MODE_STARTTLS &&
+        !l->force_require_tls) {
+        return config_fail(p, "[listener %s]: require_tls on a kind smtp listener refuses mail from "
+                       "senders without TLS (RFC 3207 4); set force_require_tls = yes if "
+                       "that is really meant", l->name);
+    }
+    if (l->auth_requires_tls == UNSET) {
+        l->auth_requires_tls = l->tls != TLS_MODE_NONE;
+    }
+    if (l->min_tls_version == UNSET) {
+        /* Port 25 is opportunistic: any TLS beats the plaintext a failed
+         * handshake would fall back to (RFC 7435). */
+        l->min_tls_version = l->kind == KIND_SMTP ? CONFIG_TLS1_0 : CONFIG_TLS1_2;
+    }
+    if (l->ciphers != NULL && l->tls == TLS_MODE_NONE) {
+        return config_fail(p, "[listener %s]: ciphers needs tls = starttls or implicit", l->name);
+    }
+    return 1;
+}
+
+static int finish_certificates(struct parse *p) {
+    struct config *c = p->cfg;
+    int defaults = 0;
+    for (size_t i = 0; i < c->ncerts; i++) {
+        struct cert_config *cc = &c->certs[i];
+        p->line = cc->line;
+        if (cc->cert_path == NULL || cc->key_path == NULL) {
+            return config_fail(p, "[certificate %s] needs cert and key", cc->name);
+        }
+        if (cc->is_default && defaults++) {
+            return config_fail(p, "[certificate %s]: only one certificate can be the default",
+                        cc->name);
+        }
+    }
+    if (c->ncerts > 0 && defaults == 0) {
+        c->certs[0].is_default = 1;
+    }
+    return 1;
+}
+
+static int finish(struct parse *p) {
+    struct config *c = p->cfg;
+    if (!p->seen_backend || c->backend.address == NULL) {
+        return config_fail(p, "a [backend] section with an address is required");
+    }
+    if (c->nlisteners == 0) {
+        return config_fail(p, "at least one [listener NAME] section is required");
+    }
+    if (c->mail_line_max < c->command_line_max) {
+        p->line = c->line_limit_line;
+        return config_fail(p, "mail_line_max (%zu) must be at least command_line_max (%zu)",
+                    c->mail_line_max, c->command_line_max);
+    }
+    if (!finish_certificates(p)) {
+        return 0;
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (!finish_listener(p, &c->listeners[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+struct config *config_parse(const char *path, const char *text, char *err, size_t errlen) {
+    struct config *c = calloc(1, sizeof(*c));
+    char *copy = strdup(text);
+    if (c == NULL || copy == NULL) {
+        free(c);
+        free(copy);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return NULL;
+    }
+    c->path = strdup(path);
+    struct parse p = {.path = path, .err = err, .errlen = errlen, .cfg = c};
+    int ok = c->path != NULL && config_set_defaults(&p);
+    char *s = copy;
+    /* strtok_r would skip empty lines and so miscount; walk by hand. */
+    while (ok && s != NULL) {
+        char *nl = strchr(s, '\n');
+        if (nl != NULL) {
+            *nl = '\0';
+        }
+        p.line++;
+        ok = parse_line(&p, s);
+        s = nl ? nl + 1 : NULL;
+    }
+    free(copy);
+    if (ok) {
+        ok = finish(&p);
+    }
+    if (!ok) {
+        config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 8192, len = 0;
+    char *text = malloc(cap);
+    while (text != NULL) {
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0 || len > (1u << 20)) {
+            break;
+        }
+        if (cap - len - 1 == 0) {
+            char *t = realloc(text, cap * 2);
+            if (t == NULL) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = t;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f) || text == NULL || len > (1u << 20);
+    fclose(f);
+    if (bad) {
+        free(text);
+        snprintf(err, errlen, "%s: cannot read (or larger than 1 MiB)", path);
+        return NULL;
+    }
+    text[len] = '\0';
+    if (memchr(text, '\0', len) != NULL) {
+        free(text);
+        snprintf(err, errlen, "%s: holds a NUL byte; not a configuration file", path);
+        return NULL;
+    }
+    struct config *c = config_parse(path, text, err, errlen);
+    free(text);
+    return c;
+}
+
+void config_free(struct config *c) {
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        free(c->listeners[i].name);
+        free(c->listeners[i].address);
+        free(c->listeners[i].ciphers);
+    }
+    for (size_t i = 0; i < c->ncerts; i++) {
+        struct cert_config *cc = &c->certs[i];
+        for (size_t j = 0; j < cc->nnames; j++) {
+            free(cc->names[j]);
+        }
+        free(cc->names);
+        free(cc->name);
+        free(cc->cert_path);
+        free(cc->key_path);
+    }
+    free(c->certs);
+    free(c->groups);
+    free(c->geoip_country_db);
+    free(c->geoip_asn_db);
+    free(c->listeners);
+    free(c->backend.address);
+    free(c->hostname);
+    free(c->status_header);
+    free(c->path);
+    free(c);
+}
+

@@ -1,0 +1,162 @@
+/*
+ * config.h - the configuration file: INI sections of "key = value".
+ *
+ *   [proxy]             hostname, status_header, workers, log_level,
+ *                       limits and timeouts
+ *   [backend]           address (host:port, [v6]:port or a unix path),
+ *                       identity (none, xclient, proxy-v1, proxy-v2)
+ *   [listener NAME]     address, kind, tls, require_tls, min_tls_version,
+ *                       ciphers, auth_requires_tls (one per listener)
+ *   [tls]               handshake_timeout, groups
+ *   [certificate NAME]  cert, key, names, default (any number)
+ *   [geoip]             country_db, asn_db
+ *
+ * Parsing is separate from everything that acts on the result, so `-t`
+ * and reload check a file without touching the running proxy. Every
+ * error names the file, the line and the reason.
+ */
+#ifndef SMTP_TLS_PROXY_CONFIG_H
+#define SMTP_TLS_PROXY_CONFIG_H
+
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "core/addr.h"
+
+enum listener_kind {
+    KIND_SMTP = 0,        /* port 25: relay, STARTTLS offered, never required */
+    KIND_SUBMISSION = 1,  /* port 587: STARTTLS, TLS required */
+    KIND_SUBMISSIONS = 2, /* port 465: TLS from the first byte */
+};
+
+enum tls_mode {
+    TLS_MODE_NONE = 0,
+    TLS_MODE_STARTTLS = 1,
+    TLS_MODE_IMPLICIT = 2,
+};
+
+/* Protocol versions as on the wire (the values of TLS1_VERSION ...). */
+#define CONFIG_TLS1_0 0x0301
+#define CONFIG_TLS1_1 0x0302
+#define CONFIG_TLS1_2 0x0303
+#define CONFIG_TLS1_3 0x0304
+
+struct listener_config {
+    char *name;
+    char *address; /* as written, for logs */
+    struct net_addr addr;
+    enum listener_kind kind;
+    enum tls_mode tls;
+    int require_tls;
+    int force_require_tls;  /* the operator insists on require_tls on port 25 */
+    int auth_requires_tls;  /* AUTH hidden and refused before TLS */
+    int min_tls_version;    /* CONFIG_TLS1_x */
+    char *ciphers;          /* TLS 1.2 and older; NULL: the kind's default (tls.h) */
+    int line; /* where the section starts, for messages */
+};
+
+struct cert_config {
+    char *name;      /* [certificate NAME] */
+    char *cert_path; /* PEM chain, leaf first */
+    char *key_path;
+    char **names;    /* from "names ="; NULL: the certificate's DNS names */
+    size_t nnames;
+    int is_default;
+    int line;
+};
+
+/* How the backend learns who the client is (ARCHITECTURE.md §4). */
+enum identity_mode {
+    IDENTITY_NONE = 0,
+    IDENTITY_XCLIENT = 1,  /* Postfix XCLIENT after the greeting */
+    IDENTITY_PROXY_V1 = 2, /* HAProxy PROXY protocol, text */
+    IDENTITY_PROXY_V2 = 3, /* HAProxy PROXY protocol, binary */
+};
+
+/* What to do with a client that talks before the greeting or pipelines
+ * where RFC 2920 says it must wait. */
+enum pregreet_policy {
+    PREGREET_IGNORE = 0,
+    PREGREET_LOG = 1,    /* log and count; the session goes on */
+    PREGREET_REJECT = 2, /* 554 5.5.1 and close */
+};
+
+struct backend_config {
+    char *address;
+    struct net_addr addr;
+    enum identity_mode identity;
+};
+
+struct config {
+    char *path;
+    char *hostname;
+    char *status_header;
+    int workers;    /* 0: one per core */
+    int log_level;  /* enum log_level */
+
+    size_t command_line_max; /* every verb but MAIL, RCPT, AUTH (CRLF included) */
+    size_t mail_line_max;    /* MAIL and RCPT, at most (smtp_line_limit) */
+    size_t auth_line_max;    /* AUTH, its SASL lines and 334 challenges */
+    int line_limit_line;     /* where a line limit was last set, for messages */
+    unsigned max_errors;     /* the proxy's own refusals before 421; 0: no limit */
+    enum pregreet_policy pregreet;
+    double pregreet_wait;    /* pregreet = reject: silence before the backend */
+    unsigned max_connections; /* concurrent sessions, all listeners */
+    unsigned max_per_client;  /* concurrent sessions from one address */
+
+    /* seconds */
+    double connect_timeout;
+    double greeting_timeout;   /* backend greeting, RFC 5321 4.5.3.2.1 */
+    double command_timeout;    /* idle client between commands */
+    double reply_timeout;      /* backend reply to a command */
+    double data_timeout;       /* between data blocks, 4.5.3.2.5 */
+    double data_end_timeout;   /* reply to the final dot, 4.5.3.2.6 */
+    double shutdown_grace;     /* sessions may finish after SIGTERM */
+    double handshake_timeout;  /* a TLS handshake, [tls] */
+    char *groups;              /* key-exchange groups, [tls]; NULL: default */
+
+    struct listener_config *listeners;
+    size_t nlisteners;
+    struct backend_config backend;
+    struct cert_config *certs;
+    size_t ncerts;
+    char *geoip_country_db; /* NULL: no country lookups */
+    char *geoip_asn_db;     /* NULL: no AS lookups */
+    int geoip_line;
+};
+
+/* config_parse reads configuration text |text| named |path| (for
+ * messages) into a new config. Returns it, or NULL with |err| (size
+ * |errlen|) holding "path:line: reason". */
+struct config *config_parse(const char *path, const char *text, char *err, size_t errlen);
+
+/* config_load reads the file at |path| and parses it. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* config_free releases |cfg|; NULL is fine. */
+void config_free(struct config *cfg);
+
+/* config_verror writes "path:line: " and the formatted reason into |err|
+ * (size |errlen|), the one shape of every configuration error, whether
+ * the parser or the certificate loader found it. */
+void config_verror(char *err, size_t errlen, const char *path, int line, const char *fmt,
+                   va_list ap);
+
+/* config_print_keys lists every key by section: name, default, meaning
+ * (the table in config_keys.c; smtp-tls-proxy --keys). */
+void config_print_keys(FILE *out);
+
+const char *listener_kind_name(enum listener_kind kind);
+const char *tls_mode_name(enum tls_mode mode);
+const char *identity_mode_name(enum identity_mode mode);
+const char *pregreet_policy_name(enum pregreet_policy policy);
+/* tls_version_name gives "TLSv1.2" for CONFIG_TLS1_2 and so on. */
+const char *tls_version_name(int version);
+
+/* The embedded default configuration (configs/loopback.conf, compiled
+ * in by the build). */
+extern const char default_config_text[];
+
+#endif

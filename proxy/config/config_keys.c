@@ -1,0 +1,528 @@
+/*
+ * config_keys.c - every configuration key, in one declarative table:
+ * section, name, how its value is parsed, where it goes, its default and
+ * a one-line description. The reader (config.c) looks keys up here, the
+ * defaults are set by parsing each row's default through the same code,
+ * and the table can print itself (smtp-tls-proxy --keys), so parsing,
+ * defaults and documentation cannot drift apart.
+ */
+#include "config/config_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "protocol/smtp_cmd.h"
+
+/* Durations up to a day: anything longer is a typo. */
+#define CONFIG_DURATION_MAX 86400
+#define CONFIG_WORKERS_MAX 256
+/* Line limits must leave room in the input buffer (CONN_IN_MAX, 64 KiB)
+ * for the line to be found. */
+#define CONFIG_LINE_LIMIT_MAX 32768
+#define CONFIG_COUNT_MAX 1000000
+
+/* ---- names of the enumerated values ---- */
+
+static const char *const kind_names[] = {"smtp", "submission", "submissions", NULL};
+static const char *const tls_mode_names[] = {"none", "starttls", "implicit", NULL};
+static const char *const identity_names[] = {"none", "xclient", "proxy-v1", "proxy-v2", NULL};
+static const char *const pregreet_names[] = {"ignore", "log", "reject", NULL};
+static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
+
+const char *listener_kind_name(enum listener_kind kind) {
+    return kind_names[kind];
+}
+
+const char *tls_mode_name(enum tls_mode mode) {
+    return tls_mode_names[mode];
+}
+
+const char *identity_mode_name(enum identity_mode mode) {
+    return identity_names[mode];
+}
+
+const char *pregreet_policy_name(enum pregreet_policy policy) {
+    return pregreet_names[policy];
+}
+
+const char *tls_version_name(int version) {
+    switch (version) {
+    case CONFIG_TLS1_0:
+        return "TLSv1";
+    case CONFIG_TLS1_1:
+        return "TLSv1.1";
+    case CONFIG_TLS1_2:
+        return "TLSv1.2";
+    case CONFIG_TLS1_3:
+        return "TLSv1.3";
+    default:
+        return "unknown";
+    }
+}
+
+/* ---- value parsers ---- */
+
+static int parse_bool(struct parse *p, const char *v, int *out) {
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 1;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 1;
+        }
+    }
+    return config_fail(p, "expected yes or no, got \"%s\"", v);
+}
+
+static int parse_uint(struct parse *p, const char *v, unsigned long max,
+                      unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 || n > max) {
+        return config_fail(p, "expected a whole number from 0 to %lu, got \"%s\"", max, v);
+    }
+    *out = n;
+    return 1;
+}
+
+/* Durations up to a day: anything longer is a typo. */
+#define CONFIG_DURATION_MAX 86400
+#define CONFIG_WORKERS_MAX 256
+/* Line limits must leave room in the input buffer (CONN_IN_MAX, 64 KiB)
+ * for the line to be found. */
+#define CONFIG_LINE_LIMIT_MAX 32768
+
+/* parse_duration takes "30", "30s", "5m", "1h" or "250ms". */
+static int parse_duration(struct parse *p, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    double unit = 1;
+    if (strcmp(end, "ms") == 0) {
+        unit = 0.001;
+    } else if (strcmp(end, "m") == 0) {
+        unit = 60;
+    } else if (strcmp(end, "h") == 0) {
+        unit = 3600;
+    } else if (*end != '\0' && strcmp(end, "s") != 0) {
+        end = NULL;
+    }
+    if (end == NULL || end == v || errno != 0 || !(n > 0) || n * unit > CONFIG_DURATION_MAX) {
+        return config_fail(p, "expected a duration such as 30s, 5m or 1h (at most 24h), got \"%s\"", v);
+    }
+    *out = n * unit;
+    return 1;
+}
+
+static int parse_string(struct parse *p, const char *v, char **out) {
+    char *s = strdup(v);
+    if (s == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    free(*out);
+    *out = s;
+    return 1;
+}
+
+/* A header field name is printable ASCII without ':' (RFC 5322 3.6.8). */
+static int parse_header_name(struct parse *p, const char *v, char **out) {
+    size_t n = strlen(v);
+    if (n == 0 || n > 64) {
+        return config_fail(p, "header name must be 1 to 64 characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!(isalnum(c) || c == '-')) {
+            return config_fail(p, "header name \"%s\" may hold only letters, digits and '-'", v);
+        }
+    }
+    if (strcasecmp(v, "Received") == 0) {
+        return config_fail(p, "the status header cannot be named Received");
+    }
+    return parse_string(p, v, out);
+}
+
+/* A hostname for the Received "by" clause: letters, digits, '-', '.'. */
+static int parse_hostname(struct parse *p, const char *v, char **out) {
+    size_t n = strlen(v);
+    if (n == 0 || n > 253) {
+        return config_fail(p, "hostname must be 1 to 253 characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!(isalnum(c) || c == '-' || c == '.')) {
+            return config_fail(p, "hostname \"%s\" is not a domain name", v);
+        }
+    }
+    return parse_string(p, v, out);
+}
+
+static int parse_address(struct parse *p, const char *v, struct net_addr *addr,
+                         char **text) {
+    char why[200];
+    if (!net_addr_parse(v, addr, why, sizeof(why))) {
+        return config_fail(p, "%s", why);
+    }
+    return parse_string(p, v, text);
+}
+
+
+
+static int parse_tls_version(struct parse *p, const char *v, int *out) {
+    static const struct {
+        const char *name;
+        int version;
+    } versions[] = {
+        {"TLSv1", CONFIG_TLS1_0},   {"TLSv1.0", CONFIG_TLS1_0}, {"TLSv1.1", CONFIG_TLS1_1},
+        {"TLSv1.2", CONFIG_TLS1_2}, {"TLSv1.3", CONFIG_TLS1_3},
+    };
+    for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+        if (strcasecmp(v, versions[i].name) == 0) {
+            *out = versions[i].version;
+            return 1;
+        }
+    }
+    return config_fail(p, "expected TLSv1.0, TLSv1.1, TLSv1.2 or TLSv1.3, got \"%s\"", v);
+}
+
+char *config_trim(char *s) {
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+/* valid_dns_name accepts letters, digits and '-' in non-empty labels of
+ * at most 63 octets, optionally led by a whole "*" label (a wildcard one
+ * label deep); at most 253 octets. */
+static int valid_dns_name(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > 253) {
+        return 0;
+    }
+    const char *label = name;
+    if (name[0] == '*') {
+        if (name[1] != '.' || name[2] == '\0') {
+            return 0;
+        }
+        label = name + 2;
+    }
+    for (;;) {
+        size_t len = strcspn(label, ".");
+        if (len == 0 || len > 63) {
+            return 0;
+        }
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)label[i];
+            if (!(isalnum(c) || c == '-')) {
+                return 0;
+            }
+        }
+        if (label[len] == '\0') {
+            return 1;
+        }
+        label += len + 1;
+    }
+}
+
+/* parse_names splits "a.example, *.b.example" (comma-separated) into
+ * lower-case names. */
+static int parse_names(struct parse *p, const char *v, char ***out, size_t *out_n) {
+    char *copy = strdup(v);
+    if (copy == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    int ok = 1;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); ok && tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        tok = config_trim(tok);
+        if (!valid_dns_name(tok)) {
+            ok = config_fail(p, "\"%s\" is not a DNS name (names are comma-separated; a wildcard "
+                         "is \"*.\" and a domain)", tok);
+            break;
+        }
+        char **grown = realloc(*out, (*out_n + 1) * sizeof(char *));
+        if (grown == NULL || (grown[*out_n] = strdup(tok)) == NULL) {
+            if (grown != NULL) {
+                *out = grown;
+            }
+            ok = config_fail(p, "out of memory");
+            break;
+        }
+        *out = grown;
+        for (char *c = grown[*out_n]; *c; c++) {
+            *c = (char)tolower((unsigned char)*c);
+        }
+        (*out_n)++;
+    }
+    free(copy);
+    if (ok && *out_n == 0) {
+        return config_fail(p, "names needs at least one name");
+    }
+    return ok;
+}
+
+/* parse_choice stores the index of |v| among |names| (NULL-terminated). */
+static int parse_choice(struct parse *p, const char *k, const char *v,
+                        const char *const *names, int *out) {
+    char list[128] = "";
+    for (int i = 0; names[i] != NULL; i++) {
+        if (strcasecmp(v, names[i]) == 0) {
+            *out = i;
+            return 1;
+        }
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                 i == 0 ? "" : names[i + 1] == NULL ? " or " : ", ", names[i]);
+    }
+    return config_fail(p, "%s must be %s, got \"%s\"", k, list, v);
+}
+
+/* ---- the table ---- */
+
+enum key_type {
+    KEY_STRING = 0,  /* char * */
+    KEY_HOSTNAME,    /* char *, a domain name */
+    KEY_HEADER_NAME, /* char *, a header field name */
+    KEY_ADDRESS,     /* struct net_addr at offset, its text (char *) at offset2 */
+    KEY_BOOL,        /* int */
+    KEY_COUNT,       /* unsigned, 0 .. max */
+    KEY_LIMIT,       /* unsigned, 1 .. max */
+    KEY_WORKERS,     /* int, 0 .. max */
+    KEY_LINE_LIMIT,  /* size_t, 512 .. max */
+    KEY_DURATION,    /* double seconds, > 0 */
+    KEY_WAIT,        /* double seconds, > 0 or "0" */
+    KEY_CHOICE,      /* an enum (int-sized), one of names */
+    KEY_TLS_VERSION, /* int, CONFIG_TLS1_x */
+    KEY_NAMES,       /* char ** at offset, size_t count at offset2 */
+};
+
+struct config_key {
+    enum section_type section;
+    const char *name;
+    enum key_type type;
+    size_t offset, offset2; /* into the section's struct */
+    unsigned long max;
+    const char *const *names; /* KEY_CHOICE */
+    const char *def;          /* default, parsed like a value; NULL: none or by kind */
+    const char *doc;
+};
+
+#define PROXY(field) offsetof(struct config, field)
+#define LISTENER(field) offsetof(struct listener_config, field)
+#define CERT(field) offsetof(struct cert_config, field)
+
+static const struct config_key keys[] = {
+    {SECTION_PROXY, "hostname", KEY_HOSTNAME, PROXY(hostname), 0, 0, NULL, "localhost",
+     "name in the Received \"by\" clause and in the proxy's own replies"},
+    {SECTION_PROXY, "status_header", KEY_HEADER_NAME, PROXY(status_header), 0, 0, NULL,
+     "X-TLS-Status", "the structured status header; client copies are removed"},
+    {SECTION_PROXY, "workers", KEY_WORKERS, PROXY(workers), 0, CONFIG_WORKERS_MAX, NULL, "0",
+     "worker threads; 0: one per core"},
+    {SECTION_PROXY, "log_level", KEY_CHOICE, PROXY(log_level), 0, 0, log_level_names, "info",
+     "error, warning, info or debug"},
+    {SECTION_PROXY, "command_line_max", KEY_LINE_LIMIT, PROXY(command_line_max), 0,
+     CONFIG_LINE_LIMIT_MAX, NULL, "512",
+     "longest command line (CRLF included) but MAIL, RCPT and AUTH"},
+    {SECTION_PROXY, "mail_line_max", KEY_LINE_LIMIT, PROXY(mail_line_max), 0,
+     CONFIG_LINE_LIMIT_MAX, NULL, "2048",
+     "MAIL and RCPT at most, with the backend's extension allowances"},
+    {SECTION_PROXY, "auth_line_max", KEY_LINE_LIMIT, PROXY(auth_line_max), 0,
+     CONFIG_LINE_LIMIT_MAX, NULL, "12288", "AUTH lines and 334 challenges (RFC 4954 4)"},
+    {SECTION_PROXY, "max_errors", KEY_COUNT, PROXY(max_errors), 0, CONFIG_COUNT_MAX, NULL, "20",
+     "the proxy's own refusals before 421 4.7.0; 0: no limit"},
+    {SECTION_PROXY, "pregreet", KEY_CHOICE, PROXY(pregreet), 0, 0, pregreet_names, "log",
+     "talk before the greeting or before a reply: ignore, log or reject"},
+    {SECTION_PROXY, "pregreet_wait", KEY_WAIT, PROXY(pregreet_wait), 0, 0, NULL, "1s",
+     "with pregreet = reject: silence before the backend is contacted"},
+    {SECTION_PROXY, "max_connections", KEY_LIMIT, PROXY(max_connections), 0, CONFIG_COUNT_MAX,
+     NULL, "10000", "concurrent client connections, all listeners"},
+    {SECTION_PROXY, "max_per_client", KEY_LIMIT, PROXY(max_per_client), 0, CONFIG_COUNT_MAX,
+     NULL, "50", "concurrent connections from one client address"},
+    {SECTION_PROXY, "connect_timeout", KEY_DURATION, PROXY(connect_timeout), 0, 0, NULL, "30s",
+     "connecting to the backend"},
+    {SECTION_PROXY, "greeting_timeout", KEY_DURATION, PROXY(greeting_timeout), 0, 0, NULL,
+     "5m", "the backend's greeting (RFC 5321 4.5.3.2.1)"},
+    {SECTION_PROXY, "command_timeout", KEY_DURATION, PROXY(command_timeout), 0, 0, NULL, "5m",
+     "a client idle between commands"},
+    {SECTION_PROXY, "reply_timeout", KEY_DURATION, PROXY(reply_timeout), 0, 0, NULL, "5m",
+     "the backend's reply to a command"},
+    {SECTION_PROXY, "data_timeout", KEY_DURATION, PROXY(data_timeout), 0, 0, NULL, "3m",
+     "between data blocks (RFC 5321 4.5.3.2.5)"},
+    {SECTION_PROXY, "data_end_timeout", KEY_DURATION, PROXY(data_end_timeout), 0, 0, NULL,
+     "10m", "the reply to the final dot (RFC 5321 4.5.3.2.6)"},
+    {SECTION_PROXY, "shutdown_grace", KEY_DURATION, PROXY(shutdown_grace), 0, 0, NULL, "30s",
+     "after SIGTERM, how long a transaction may finish"},
+    {SECTION_BACKEND, "address", KEY_ADDRESS, PROXY(backend.addr), PROXY(backend.address), 0,
+     NULL, NULL, "host:port, [IPv6]:port or /unix/path of the legacy MTA"},
+    {SECTION_BACKEND, "identity", KEY_CHOICE, PROXY(backend.identity), 0, 0, identity_names,
+     "none", "none, xclient, proxy-v1 or proxy-v2"},
+    {SECTION_LISTENER, "address", KEY_ADDRESS, LISTENER(addr), LISTENER(address), 0, NULL,
+     NULL, "host:port or [IPv6]:port to listen on"},
+    {SECTION_LISTENER, "kind", KEY_CHOICE, LISTENER(kind), 0, 0, kind_names, NULL,
+     "smtp (25), submission (587) or submissions (465)"},
+    {SECTION_LISTENER, "tls", KEY_CHOICE, LISTENER(tls), 0, 0, tls_mode_names, NULL,
+     "none, starttls or implicit; by kind and certificates"},
+    {SECTION_LISTENER, "require_tls", KEY_BOOL, LISTENER(require_tls), 0, 0, NULL, NULL,
+     "530 before TLS; on for submission kinds"},
+    {SECTION_LISTENER, "force_require_tls", KEY_BOOL, LISTENER(force_require_tls), 0, 0, NULL,
+     NULL, "allow require_tls on kind smtp (RFC 3207 4 says no)"},
+    {SECTION_LISTENER, "auth_requires_tls", KEY_BOOL, LISTENER(auth_requires_tls), 0, 0, NULL,
+     NULL, "AUTH hidden and refused before TLS; on with TLS"},
+    {SECTION_LISTENER, "min_tls_version", KEY_TLS_VERSION, LISTENER(min_tls_version), 0, 0,
+     NULL, NULL, "TLSv1.0 on kind smtp, TLSv1.2 on submission kinds"},
+    {SECTION_LISTENER, "ciphers", KEY_STRING, LISTENER(ciphers), 0, 0, NULL, NULL,
+     "TLS 1.2 and older cipher list; by kind"},
+    {SECTION_TLS, "handshake_timeout", KEY_DURATION, PROXY(handshake_timeout), 0, 0, NULL,
+     "30s", "a deadline for the whole TLS handshake"},
+    {SECTION_TLS, "groups", KEY_STRING, PROXY(groups), 0, 0, NULL, NULL,
+     "key-exchange groups; the library's default"},
+    {SECTION_CERTIFICATE, "cert", KEY_STRING, CERT(cert_path), 0, 0, NULL, NULL,
+     "PEM chain, leaf first"},
+    {SECTION_CERTIFICATE, "key", KEY_STRING, CERT(key_path), 0, 0, NULL, NULL,
+     "its private key (ECDSA P-256/P-384 or RSA)"},
+    {SECTION_CERTIFICATE, "names", KEY_NAMES, CERT(names), CERT(nnames), 0, NULL, NULL,
+     "SNI names, comma-separated; the certificate's DNS names"},
+    {SECTION_CERTIFICATE, "default", KEY_BOOL, CERT(is_default), 0, 0, NULL, NULL,
+     "the certificate for clients without a matching SNI"},
+    {SECTION_GEOIP, "country_db", KEY_STRING, PROXY(geoip_country_db), 0, 0, NULL, NULL,
+     "MaxMind country database; none"},
+    {SECTION_GEOIP, "asn_db", KEY_STRING, PROXY(geoip_asn_db), 0, 0, NULL, NULL,
+     "MaxMind ASN database; none"},
+};
+
+static const char *const section_names[] = {
+    [SECTION_NONE] = "", [SECTION_PROXY] = "proxy", [SECTION_BACKEND] = "backend",
+    [SECTION_LISTENER] = "listener NAME", [SECTION_TLS] = "tls",
+    [SECTION_CERTIFICATE] = "certificate NAME", [SECTION_GEOIP] = "geoip",
+};
+
+/* section_base is where the current section's values go. */
+static char *section_base(struct parse *p, enum section_type section) {
+    switch (section) {
+    case SECTION_LISTENER:
+        return (char *)p->listener;
+    case SECTION_CERTIFICATE:
+        return (char *)p->cert;
+    default:
+        return (char *)p->cfg;
+    }
+}
+
+/* set_value parses |v| for |k| into its place. */
+static int set_value(struct parse *p, const struct config_key *k, const char *v) {
+    char *base = section_base(p, k->section);
+    void *at = base + k->offset;
+    unsigned long n = 0;
+    switch (k->type) {
+    case KEY_STRING:
+        return parse_string(p, v, (char **)at);
+    case KEY_HOSTNAME:
+        return parse_hostname(p, v, (char **)at);
+    case KEY_HEADER_NAME:
+        return parse_header_name(p, v, (char **)at);
+    case KEY_ADDRESS:
+        return parse_address(p, v, (struct net_addr *)at, (char **)(base + k->offset2));
+    case KEY_BOOL:
+        return parse_bool(p, v, (int *)at);
+    case KEY_COUNT:
+    case KEY_LIMIT:
+        if (!parse_uint(p, v, k->max, &n)) {
+            return 0;
+        }
+        if (k->type == KEY_LIMIT && n == 0) {
+            return config_fail(p, "%s must be at least 1", k->name);
+        }
+        *(unsigned *)at = (unsigned)n;
+        return 1;
+    case KEY_WORKERS:
+        if (!parse_uint(p, v, k->max, &n)) {
+            return 0;
+        }
+        *(int *)at = (int)n;
+        return 1;
+    case KEY_LINE_LIMIT:
+        if (!parse_uint(p, v, k->max, &n)) {
+            return 0;
+        }
+        if (n < 512) {
+            return config_fail(p, "%s must be at least 512 (RFC 5321 4.5.3.1.4)", k->name);
+        }
+        *(size_t *)at = n;
+        p->cfg->line_limit_line = p->line;
+        return 1;
+    case KEY_WAIT:
+        if (strcmp(v, "0") == 0) {
+            *(double *)at = 0; /* do not wait at all */
+            return 1;
+        }
+        return parse_duration(p, v, (double *)at);
+    case KEY_DURATION:
+        return parse_duration(p, v, (double *)at);
+    case KEY_CHOICE:
+        return parse_choice(p, k->name, v, k->names, (int *)at);
+    case KEY_TLS_VERSION:
+        return parse_tls_version(p, v, (int *)at);
+    case KEY_NAMES:
+        return parse_names(p, v, (char ***)at, (size_t *)(base + k->offset2));
+    }
+    return config_fail(p, "internal error: key %s has no parser", k->name);
+}
+
+int config_set_key(struct parse *p, const char *name, const char *v) {
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (keys[i].section == p->section && strcmp(keys[i].name, name) == 0) {
+            return set_value(p, &keys[i], v);
+        }
+    }
+    if (p->section == SECTION_LISTENER) {
+        return config_fail(p, "unknown key \"%s\" in [listener %s]", name, p->listener->name);
+    }
+    if (p->section == SECTION_CERTIFICATE) {
+        return config_fail(p, "unknown key \"%s\" in [certificate %s]", name, p->cert->name);
+    }
+    return config_fail(p, "unknown key \"%s\" in [%s]", name, section_names[p->section]);
+}
+
+int config_set_defaults(struct parse *p) {
+    enum section_type saved = p->section;
+    int ok = 1;
+    for (size_t i = 0; ok && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const struct config_key *k = &keys[i];
+        if (k->def != NULL && k->section != SECTION_LISTENER &&
+            k->section != SECTION_CERTIFICATE) {
+            p->section = k->section;
+            ok = set_value(p, k, k->def);
+        }
+    }
+    p->section = saved;
+    p->cfg->line_limit_line = 0;
+    return ok;
+}
+
+void config_print_keys(FILE *out) {
+    enum section_type last = SECTION_NONE;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const struct config_key *k = &keys[i];
+        if (k->section != last) {
+            fprintf(out, "%s[%s]\n", last == SECTION_NONE ? "" : "\n", section_names[k->section]);
+            last = k->section;
+        }
+        fprintf(out, "%-18s %-14s %s\n", k->name, k->def ? k->def : "-", k->doc);
+    }
+}

@@ -1,0 +1,232 @@
+/*
+ * main.c - command line, start-up, signals and reload.
+ *
+ * The main thread parses the configuration, builds and publishes the
+ * first snapshot, opens every worker's listening sockets, and then only
+ * handles signals: SIGHUP reloads (a new snapshot, published only when
+ * all of it is good), SIGTERM/SIGINT stop gracefully.
+ */
+#include <ev.h>
+#include <maxminddb.h>
+#include <openssl/base.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "daemon/snapshot.h"
+#include "daemon/worker.h"
+
+#ifndef OPENSSL_IS_BORINGSSL
+#error "smtp-tls-proxy must be built against BoringSSL (see README: BORINGSSL_DIR)"
+#endif
+
+#define PROXY_VERSION "0.1.0"
+
+struct options {
+    const char *config_path; /* NULL: the embedded default */
+    int check_only;
+    int debug;
+};
+
+static const char usage_text[] =
+    "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--keys] [--version]\n"
+    "\n"
+    "  -c FILE    configuration file (default: the embedded demo configuration,\n"
+    "             which equals configs/loopback.conf)\n"
+    "  -t         check the configuration and exit (0 when it is good)\n"
+    "  -d         debug logging\n"
+    "  -h         this help\n"
+    "  --keys     every configuration key with its default and meaning\n"
+    "  --version  version and library versions\n"
+    "\n"
+    "Runs in the foreground and logs to stderr. SIGHUP reloads the\n"
+    "configuration; SIGTERM stops accepting and lets sessions finish.\n";
+
+static void print_version(void) {
+    printf("smtp-tls-proxy %s\n", PROXY_VERSION);
+    printf("TLS library: %s (BoringSSL API %d)\n", OpenSSL_version(OPENSSL_VERSION),
+           BORINGSSL_API_VERSION);
+    printf("libev: %d.%d\n", ev_version_major(), ev_version_minor());
+    printf("libmaxminddb: %s\n", MMDB_lib_version());
+}
+
+/* parse_args returns 1 to go on, or 0 with *out_exit set. */
+static int parse_args(int argc, char **argv, struct options *o, int *out_exit) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 && i + 1 < argc) {
+            o->config_path = argv[++i];
+        } else if (strcmp(a, "-t") == 0) {
+            o->check_only = 1;
+        } else if (strcmp(a, "-d") == 0) {
+            o->debug = 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            *out_exit = 0;
+            return 0;
+        } else if (strcmp(a, "--keys") == 0) {
+            config_print_keys(stdout);
+            *out_exit = 0;
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            print_version();
+            *out_exit = 0;
+            return 0;
+        } else {
+            fprintf(stderr, "smtp-tls-proxy: unknown or incomplete option \"%s\"\n\n%s", a,
+                    usage_text);
+            *out_exit = 2;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static struct snapshot *build_snapshot(const char *path, char *err, size_t errlen) {
+    struct config *cfg = path ? config_load(path, err, errlen)
+                              : config_parse("(embedded default)", default_config_text, err,
+                                             errlen);
+    if (cfg == NULL) {
+        return NULL;
+    }
+    return snapshot_new(cfg, err, errlen);
+}
+
+/* same_listeners: sockets are opened once, so a reload may change
+ * everything but the listeners (a restart can). */
+static int same_listeners(const struct config *a, const struct config *b) {
+    if (a->nlisteners != b->nlisteners) {
+        return 0;
+    }
+    for (size_t i = 0; i < a->nlisteners; i++) {
+        const struct listener_config *x = &a->listeners[i], *y = &b->listeners[i];
+        if (strcmp(x->name, y->name) != 0 || strcmp(x->address, y->address) != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *config_path;
+
+static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void)loop;
+    (void)w;
+    (void)revents;
+    char err[512];
+    struct snapshot *next = build_snapshot(config_path, err, sizeof(err));
+    if (next == NULL) {
+        log_error("event=reload result=failed reason=\"%s\"", err);
+        return;
+    }
+    struct snapshot *cur = snapshot_acquire();
+    int same = same_listeners(cur->cfg, next->cfg);
+    snapshot_release(cur);
+    if (!same) {
+        log_error("event=reload result=failed reason=\"listeners changed; restart to apply\"");
+        snapshot_release(next);
+        return;
+    }
+    log_set_level((enum log_level)next->cfg->log_level);
+    snapshot_publish(next);
+    log_info("event=reload result=ok generation=%u", next->generation);
+}
+
+static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void)revents;
+    log_info("event=stopping signal=%d", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* raise_fd_limit lifts the soft descriptor limit to the hard one: each
+ * session holds two descriptors. Says so when even that is short. */
+static void raise_fd_limit(const struct config *cfg, int nworkers) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    rlim_t need = 2 * (rlim_t)cfg->max_connections + (rlim_t)nworkers * cfg->nlisteners + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        log_warning("event=fd_limit_low limit=%llu needed=%llu: max_connections cannot be "
+                    "reached; accepting pauses when descriptors run out",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+    }
+}
+
+static int worker_count(const struct config *cfg) {
+    if (cfg->workers > 0) {
+        return cfg->workers;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+int main(int argc, char **argv) {
+    struct options opt = {0};
+    int code = 0;
+    if (!parse_args(argc, argv, &opt, &code)) {
+        return code;
+    }
+    char err[512];
+    struct snapshot *snap = build_snapshot(opt.config_path, err, sizeof(err));
+    if (snap == NULL) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        return 1;
+    }
+    if (opt.check_only) {
+        printf("%s: configuration ok (%zu listeners)\n",
+               opt.config_path ? opt.config_path : "(embedded default)",
+               snap->cfg->nlisteners);
+        snapshot_release(snap);
+        return 0;
+    }
+    config_path = opt.config_path;
+    log_set_level(opt.debug ? LOG_LEVEL_DEBUG : (enum log_level)snap->cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    /* A reload request while starting (logrotate during a restart) must
+     * not kill the proxy; the watcher below takes over. */
+    signal(SIGHUP, SIG_IGN);
+    snapshot_publish(snap);
+    int nworkers = worker_count(snap->cfg);
+    raise_fd_limit(snap->cfg, nworkers);
+    struct worker *workers = workers_start(nworkers, err, sizeof(err));
+    if (workers == NULL) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        return 1;
+    }
+    for (size_t i = 0; i < snap->cfg->nlisteners; i++) {
+        const struct listener_config *l = &snap->cfg->listeners[i];
+        log_info("event=listening listener=%s address=%s kind=%s tls=%s require_tls=%s",
+                 l->name, l->address, listener_kind_name(l->kind), tls_mode_name(l->tls),
+                 l->require_tls ? "yes" : "no");
+    }
+    log_info("event=started version=%s workers=%d backend=%s config=%s", PROXY_VERSION,
+             nworkers, snap->cfg->backend.address,
+             opt.config_path ? opt.config_path : "(embedded default)");
+
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    ev_signal hup, term, intr;
+    ev_signal_init(&hup, on_reload, SIGHUP);
+    ev_signal_init(&term, on_stop, SIGTERM);
+    ev_signal_init(&intr, on_stop, SIGINT);
+    ev_signal_start(loop, &hup);
+    ev_signal_start(loop, &term);
+    ev_signal_start(loop, &intr);
+    ev_run(loop, 0);
+
+    workers_stop(workers, nworkers);
+    snapshot_clear();
+    log_info("event=stopped");
+    return 0;
+}

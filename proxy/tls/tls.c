@@ -1,0 +1,455 @@
+/*
+ * tls.c - loading certificates and choosing one per handshake.
+ *
+ * Debian's BoringSSL (API 17) has no SSL_CREDENTIAL: an SSL_CTX holds one
+ * certificate. So the certificate is not in the listener's SSL_CTX at
+ * all: every certificate is kept as a chain of CRYPTO_BUFFERs (shared,
+ * never copied per connection) plus its key, and the select-certificate
+ * callback, which runs before resumption and before any certificate is
+ * needed, picks one by SNI and by what the client can verify, and sets it
+ * on the connection with SSL_set_chain_and_key.
+ */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <openssl/ec.h>
+#include <openssl/ec_key.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/pool.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "protocol/sni.h"
+#include "protocol/tls_hello.h"
+
+struct tls_cert {
+    const struct cert_config *cfg;
+    CRYPTO_BUFFER **chain;
+    size_t nchain;
+    EVP_PKEY *key;
+    enum sni_key key_type;
+    enum ecdsa_curve curve; /* ECDSA keys */
+};
+
+struct tls_store {
+    CRYPTO_BUFFER_POOL *pool;
+    struct tls_cert *certs;
+    size_t ncerts;
+    struct sni_table sni;
+    const struct sni_entry *fallback; /* the default certificate's names */
+    SSL_CTX **listener_ctx;           /* NULL for plaintext listeners */
+    size_t nlisteners;
+};
+
+/* The store an SSL_CTX belongs to, for the callback. */
+static int store_ex_index = -1;
+
+void tls_describe_error(char *out, size_t outlen, const char *fallback) {
+    uint32_t e = ERR_get_error();
+    if (e == 0) {
+        snprintf(out, outlen, "%s", fallback);
+    } else {
+        const char *reason = ERR_reason_error_string(e);
+        const char *lib = ERR_lib_error_string(e);
+        snprintf(out, outlen, "%s%s%s", lib ? lib : "", lib ? ": " : "",
+                 reason ? reason : "unknown error");
+        for (char *c = out; *c; c++) {
+            *c = (*c == ' ') ? '_' : *c;
+        }
+    }
+    ERR_clear_error();
+}
+
+/* ---- loading ---- */
+
+struct load {
+    const struct config *cfg;
+    char *err;
+    size_t errlen;
+};
+
+static int load_fail(struct load *l, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int load_fail(struct load *l, int line, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    config_verror(l->err, l->errlen, l->cfg->path, line, fmt, ap);
+    va_end(ap);
+    ERR_clear_error();
+    return 0;
+}
+
+/* read_chain reads every certificate of a PEM file, leaf first. */
+static int read_chain(struct load *l, struct tls_store *s, struct tls_cert *c, X509 **out_leaf) {
+    const struct cert_config *cc = c->cfg;
+    FILE *f = fopen(cc->cert_path, "r");
+    if (f == NULL) {
+        return load_fail(l, cc->line, "[certificate %s]: cannot open %s: %s", cc->name,
+                         cc->cert_path, strerror(errno));
+    }
+    X509 *x;
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        uint8_t *der = NULL;
+        int len = i2d_X509(x, &der);
+        CRYPTO_BUFFER **grown = realloc(c->chain, (c->nchain + 1) * sizeof(*grown));
+        CRYPTO_BUFFER *buf = len > 0 ? CRYPTO_BUFFER_new(der, (size_t)len, s->pool) : NULL;
+        OPENSSL_free(der);
+        if (grown != NULL) {
+            c->chain = grown;
+        }
+        if (grown == NULL || buf == NULL) {
+            CRYPTO_BUFFER_free(buf);
+            X509_free(x);
+            fclose(f);
+            return load_fail(l, cc->line, "[certificate %s]: out of memory", cc->name);
+        }
+        c->chain[c->nchain++] = buf;
+        if (*out_leaf == NULL) {
+            *out_leaf = x;
+        } else {
+            X509_free(x);
+        }
+    }
+    fclose(f);
+    /* The loop ends on "no more PEM blocks", which is an error code too. */
+    ERR_clear_error();
+    if (c->nchain == 0) {
+        return load_fail(l, cc->line, "[certificate %s]: %s holds no PEM certificate",
+                         cc->name, cc->cert_path);
+    }
+    return 1;
+}
+
+static int read_key(struct load *l, struct tls_cert *c, X509 *leaf) {
+    const struct cert_config *cc = c->cfg;
+    FILE *f = fopen(cc->key_path, "r");
+    if (f == NULL) {
+        return load_fail(l, cc->line, "[certificate %s]: cannot open %s: %s", cc->name,
+                         cc->key_path, strerror(errno));
+    }
+    c->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (c->key == NULL) {
+        return load_fail(l, cc->line, "[certificate %s]: %s holds no readable PEM private key",
+                         cc->name, cc->key_path);
+    }
+    switch (EVP_PKEY_id(c->key)) {
+    case EVP_PKEY_EC:
+        c->key_type = SNI_KEY_ECDSA;
+        switch (EC_GROUP_get_curve_name(EC_KEY_get0_group(EVP_PKEY_get0_EC_KEY(c->key)))) {
+        case NID_X9_62_prime256v1:
+            c->curve = ECDSA_P256;
+            break;
+        case NID_secp384r1:
+            c->curve = ECDSA_P384;
+            break;
+        case NID_secp521r1:
+            c->curve = ECDSA_P521;
+            break;
+        default:
+            return load_fail(l, cc->line, "[certificate %s]: ECDSA keys must be on P-256, "
+                                          "P-384 or P-521", cc->name);
+        }
+        break;
+    case EVP_PKEY_RSA:
+        c->key_type = SNI_KEY_RSA;
+        break;
+    default:
+        return load_fail(l, cc->line, "[certificate %s]: only ECDSA and RSA keys are supported",
+                         cc->name);
+    }
+    if (!X509_check_private_key(leaf, c->key)) {
+        return load_fail(l, cc->line, "[certificate %s]: key %s does not match certificate %s",
+                         cc->name, cc->key_path, cc->cert_path);
+    }
+    return 1;
+}
+
+/* add_name maps one name to |index|; a second certificate of the same key
+ * type for a name is a configuration error, not a silent choice. */
+static int add_name(struct load *l, struct tls_store *s, size_t index, const char *name) {
+    const struct tls_cert *c = &s->certs[index];
+    switch (sni_table_add(&s->sni, name, c->key_type, index)) {
+    case SNI_ADD_OK:
+        return 1;
+    case SNI_ADD_DUPLICATE:
+        return load_fail(l, c->cfg->line,
+                         "[certificate %s]: %s already has an %s certificate; use names = "
+                         "to say which certificate serves which name",
+                         c->cfg->name, name, c->key_type == SNI_KEY_ECDSA ? "ECDSA" : "RSA");
+    case SNI_ADD_NOMEM:
+        break;
+    }
+    return load_fail(l, c->cfg->line, "out of memory");
+}
+
+/* add_cert_names maps the configured names, or else the certificate's
+ * DNS subjectAltNames, or else its common name. */
+static int add_cert_names(struct load *l, struct tls_store *s, size_t index, X509 *leaf) {
+    const struct cert_config *cc = s->certs[index].cfg;
+    if (cc->nnames > 0) {
+        for (size_t i = 0; i < cc->nnames; i++) {
+            if (!add_name(l, s, index, cc->names[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    int added = 0, ok = 1;
+    GENERAL_NAMES *sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    for (size_t i = 0; ok && sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+        if (gn->type != GEN_DNS) {
+            continue;
+        }
+        char name[256];
+        int n = ASN1_STRING_length(gn->d.dNSName);
+        if (n <= 0 || n >= (int)sizeof(name)) {
+            continue;
+        }
+        memcpy(name, ASN1_STRING_get0_data(gn->d.dNSName), (size_t)n);
+        name[n] = '\0';
+        if (strlen(name) != (size_t)n) {
+            continue; /* an embedded NUL: never a name we serve */
+        }
+        ok = add_name(l, s, index, name);
+        added++;
+    }
+    GENERAL_NAMES_free(sans);
+    if (!ok) {
+        return 0;
+    }
+    if (added == 0) {
+        char cn[256];
+        X509_NAME *subject = X509_get_subject_name(leaf);
+        if (X509_NAME_get_text_by_NID(subject, NID_commonName, cn, sizeof(cn)) <= 0) {
+            return load_fail(l, cc->line, "[certificate %s]: the certificate has no DNS names; "
+                                          "list them with names =", cc->name);
+        }
+        return add_name(l, s, index, cn);
+    }
+    return 1;
+}
+
+static void warn_if_expired(const struct cert_config *cc, X509 *leaf) {
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
+        log_warning("event=certificate_expired certificate=%s file=%s: served anyway; "
+                    "senders that check will refuse it", cc->name, cc->cert_path);
+    }
+}
+
+static int load_certificate(struct load *l, struct tls_store *s, size_t index) {
+    struct tls_cert *c = &s->certs[index];
+    X509 *leaf = NULL;
+    int ok = read_chain(l, s, c, &leaf) && read_key(l, c, leaf) &&
+             add_cert_names(l, s, index, leaf);
+    if (ok) {
+        warn_if_expired(c->cfg, leaf);
+    }
+    X509_free(leaf);
+    return ok;
+}
+
+/* ---- choosing a certificate ---- */
+
+/* BoringSSL implements five ECDHE_ECDSA suites; room to spare. */
+#define MAX_ECDSA_SUITES 16
+
+/* ecdsa_suites lists the ECDHE_ECDSA suites |ssl| would negotiate: its
+ * enabled cipher list (the listener's ciphers), so a suite the client
+ * offers but the listener or the library would not pick never earns the
+ * ECDSA certificate. Beyond |cap| suites are left out, which can only
+ * mean RSA where ECDSA would have worked too. */
+static size_t ecdsa_suites(const SSL *ssl, struct tls_suite *out, size_t cap) {
+    const STACK_OF(SSL_CIPHER) *list = SSL_get_ciphers(ssl);
+    size_t n = 0;
+    for (size_t i = 0; list != NULL && i < sk_SSL_CIPHER_num(list) && n < cap; i++) {
+        const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
+        if (SSL_CIPHER_get_auth_nid(c) == NID_auth_ecdsa) {
+            out[n].id = SSL_CIPHER_get_protocol_id(c);
+            out[n].min_version = SSL_CIPHER_get_min_version(c);
+            n++;
+        }
+    }
+    return n;
+}
+
+static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *hello) {
+    SSL *ssl = hello->ssl;
+    const struct tls_store *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_ex_index);
+    const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const struct sni_entry *e = sni_lookup(&s->sni, host);
+    if (e == NULL) {
+        e = s->fallback;
+    }
+    if (e == NULL) {
+        return ssl_select_cert_error;
+    }
+    struct tls_hello_view view = {
+        .legacy_version = hello->version,
+        .suites = hello->cipher_suites,
+        .suites_len = hello->cipher_suites_len,
+    };
+    if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_signature_algorithms,
+                                              &view.sigalgs, &view.sigalgs_len)) {
+        view.sigalgs = NULL;
+    }
+    if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_supported_versions,
+                                              &view.versions, &view.versions_len)) {
+        view.versions = NULL;
+    }
+    if (!SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_supported_groups,
+                                              &view.groups, &view.groups_len)) {
+        view.groups = NULL;
+    }
+    size_t ecdsa = e->cert[SNI_KEY_ECDSA];
+    int ecdsa_ok = 0;
+    if (ecdsa != SNI_NONE) {
+        struct tls_suite suites[MAX_ECDSA_SUITES];
+        size_t nsuites = ecdsa_suites(ssl, suites, MAX_ECDSA_SUITES);
+        ecdsa_ok = tls_hello_accepts_ecdsa(&view, s->certs[ecdsa].curve, suites, nsuites);
+    }
+    const struct tls_cert *c = &s->certs[sni_choose(e, ecdsa_ok)];
+    if (!SSL_set_chain_and_key(ssl, c->chain, c->nchain, c->key, NULL)) {
+        return ssl_select_cert_error;
+    }
+    return ssl_select_cert_success;
+}
+
+/* ---- listener contexts ---- */
+
+static SSL_CTX *listener_ctx(struct load *l, struct tls_store *s,
+                             const struct listener_config *lc) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL) {
+        load_fail(l, lc->line, "out of memory");
+        return NULL;
+    }
+    SSL_CTX_set_ex_data(ctx, store_ex_index, s);
+    SSL_CTX_set0_buffer_pool(ctx, s->pool);
+    SSL_CTX_set_min_proto_version(ctx, (uint16_t)lc->min_tls_version);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* Retried writes may come from a moved buffer (ours grows while a
+     * write waits); partial writes keep each call's size honest. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_select_certificate_cb(ctx, select_certificate);
+    /* BoringSSL refuses renegotiation as a server and has 0-RTT off
+     * unless enabled; say so explicitly for readers of this file. */
+    SSL_CTX_set_early_data_enabled(ctx, 0);
+    /* The defaults by kind: see tls.h. The library's own list would add
+     * 3DES (SWEET32) on port 25. */
+    const char *ciphers = lc->ciphers;
+    if (ciphers == NULL) {
+        ciphers = lc->kind == KIND_SMTP ? TLS_SMTP_CIPHERS : TLS_SUBMISSION_CIPHERS;
+    }
+    if (!SSL_CTX_set_strict_cipher_list(ctx, ciphers)) {
+        load_fail(l, lc->line, "[listener %s]: cipher list \"%s\" names a cipher this "
+                               "TLS library does not know", lc->name, ciphers);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (l->cfg->groups != NULL && !SSL_CTX_set1_curves_list(ctx, l->cfg->groups)) {
+        load_fail(l, lc->line, "[tls]: groups \"%s\" names an unknown group "
+                               "(try X25519:P-256:P-384)", l->cfg->groups);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+struct tls_store *tls_store_new(const struct config *cfg, char *err, size_t errlen) {
+    if (store_ex_index < 0) {
+        /* First call happens on the main thread before any worker runs. */
+        store_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    }
+    struct load l = {.cfg = cfg, .err = err, .errlen = errlen};
+    struct tls_store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        snprintf(err, errlen, "%s: out of memory", cfg->path);
+        return NULL;
+    }
+    s->pool = CRYPTO_BUFFER_POOL_new();
+    s->certs = calloc(cfg->ncerts ? cfg->ncerts : 1, sizeof(*s->certs));
+    s->listener_ctx = calloc(cfg->nlisteners, sizeof(*s->listener_ctx));
+    s->nlisteners = cfg->nlisteners;
+    int ok = s->pool != NULL && s->certs != NULL && s->listener_ctx != NULL;
+    if (!ok) {
+        snprintf(err, errlen, "%s: out of memory", cfg->path);
+    }
+    for (size_t i = 0; ok && i < cfg->ncerts; i++) {
+        s->certs[i].cfg = &cfg->certs[i];
+        s->ncerts++;
+        ok = load_certificate(&l, s, i);
+    }
+    sni_table_sort(&s->sni);
+    for (size_t i = 0; ok && i < cfg->ncerts; i++) {
+        if (cfg->certs[i].is_default) {
+            /* The default serves every name its certificate has, with
+             * every key type configured for that name. */
+            const char *first = cfg->certs[i].nnames ? cfg->certs[i].names[0] : NULL;
+            for (size_t k = 0; first == NULL && k < s->sni.n; k++) {
+                const struct sni_entry *e = &s->sni.entries[k];
+                if (e->cert[s->certs[i].key_type] == i) {
+                    first = e->name;
+                }
+            }
+            s->fallback = sni_lookup(&s->sni, first);
+        }
+    }
+    for (size_t i = 0; ok && i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].tls != TLS_MODE_NONE) {
+            s->listener_ctx[i] = listener_ctx(&l, s, &cfg->listeners[i]);
+            ok = s->listener_ctx[i] != NULL;
+        }
+    }
+    if (!ok) {
+        tls_store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void tls_store_free(struct tls_store *s) {
+    if (s == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        SSL_CTX_free(s->listener_ctx[i]);
+    }
+    free(s->listener_ctx);
+    for (size_t i = 0; i < s->ncerts; i++) {
+        for (size_t j = 0; j < s->certs[i].nchain; j++) {
+            CRYPTO_BUFFER_free(s->certs[i].chain[j]);
+        }
+        free(s->certs[i].chain);
+        EVP_PKEY_free(s->certs[i].key);
+    }
+    free(s->certs);
+    sni_table_free(&s->sni);
+    CRYPTO_BUFFER_POOL_free(s->pool);
+    free(s);
+}
+
+SSL *tls_new_server(const struct tls_store *s, size_t index, int fd) {
+    if (s == NULL || index >= s->nlisteners || s->listener_ctx[index] == NULL) {
+        return NULL;
+    }
+    SSL *ssl = SSL_new(s->listener_ctx[index]);
+    if (ssl == NULL) {
+        return NULL;
+    }
+    if (!SSL_set_fd(ssl, fd)) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}

@@ -1,0 +1,50 @@
+/*
+ * tls.h - the TLS side of a snapshot: certificates, the SNI table and one
+ * SSL_CTX per TLS listener carrying that listener's policy.
+ *
+ * Everything is built from a config in one go; any failure (unreadable
+ * file, key not matching its certificate, unknown cipher) fails the whole
+ * build with "file:line: reason", so a reload with a broken certificate
+ * changes nothing.
+ */
+#ifndef SMTP_TLS_PROXY_TLS_H
+#define SMTP_TLS_PROXY_TLS_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "config/config.h"
+
+struct tls_store;
+
+/* The cipher suites for TLS 1.2 and older of a listener without
+ * `ciphers` (TLS 1.3 suites are not configurable), in BoringSSL's syntax.
+ *  - Submission kinds: forward-secret suites only; their clients are MUAs
+ *    that all do ECDHE.
+ *  - Kind smtp: port 25 is opportunistic (RFC 7435): a sender that fails
+ *    the handshake falls back to plaintext, so old senders must still
+ *    find a suite, but 3DES (SWEET32) and RC4 protect nobody who could
+ *    not do better. In the manner of Postfix's "medium" grade: the same
+ *    ECDHE suites first, then static RSA key exchange (AES-GCM, AES-CBC)
+ *    as the last resort for senders without ECDHE; no 3DES, RC4, export
+ *    or NULL suites. The ECDHE-PSK suites the ECDHE aliases take in are
+ *    never negotiated: the proxy sets no PSK callback. */
+#define TLS_SUBMISSION_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
+#define TLS_SMTP_CIPHERS TLS_SUBMISSION_CIPHERS ":RSA+AESGCM:RSA+AES"
+
+/* tls_store_new loads every certificate of |cfg| and builds the listener
+ * contexts. Returns NULL with |err| set on failure; a config without TLS
+ * listeners gives an empty store. */
+struct tls_store *tls_store_new(const struct config *cfg, char *err, size_t errlen);
+
+void tls_store_free(struct tls_store *store);
+
+/* tls_new_server returns a server SSL for listener |index| on |fd|, or
+ * NULL (the listener has no TLS, or memory ran out). */
+SSL *tls_new_server(const struct tls_store *store, size_t index, int fd);
+
+/* tls_describe_error writes the reason for the last failed TLS call (the
+ * error queue, or |fallback|) into |out| and clears the queue. */
+void tls_describe_error(char *out, size_t outlen, const char *fallback);
+
+#endif
