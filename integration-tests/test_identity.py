@@ -27,7 +27,7 @@ CERT_SECTIONS = "".join(
 
 def client_context():
     """Verifies the chain against the test CA. The name check is off: the
-    client dials an address, and certificate names are test_tls's job."""
+    client dials an address, and certificate names are test_tls_certificates's job."""
     ctx = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.crt"))
     ctx.check_hostname = False
     return ctx
