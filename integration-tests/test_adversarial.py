@@ -135,8 +135,9 @@ class OneSessionMemoryTest(ProxyCase):
 
 
 class AuthLineLimitTest(ProxyCase):
-    """Defect 2: AUTH lines and 334 challenges may carry 12,288 octets
-    (RFC 4954 4); other commands keep RFC 5321's limit."""
+    """Defect 2: SASL lines and 334 challenges may carry 12,288 octets
+    (RFC 4954 4); the AUTH command and every other command keep RFC
+    5321's limit."""
 
     def setUp(self):
         self.record = {}
@@ -146,22 +147,35 @@ class AuthLineLimitTest(ProxyCase):
 
     def test_kerberos_sized_auth_exchange_reaches_both_sides_intact(self):
         c = self.ehlo_conv("krb.src.test")
-        token = b"Y" * 5000
-        c.send(b"AUTH GSSAPI " + token + b"\r\n")
+        # RFC 4954 4: a token too long for the command line follows the 334.
+        c.send(b"AUTH GSSAPI\r\n")
         challenge = c.read_reply()
         self.assertEqual(challenge, b"334 " + b"C" * 6000 + b"\r\n")
         response = b"Z" * 11000
         c.send(response + b"\r\n")
         self.assertTrue(c.read_reply().startswith(b"235"))
-        self.assertIn(b"AUTH GSSAPI " + token + b"\r\n", self.record["lines"])
+        self.assertIn(b"AUTH GSSAPI\r\n", self.record["lines"])
         self.assertIn(response + b"\r\n", self.record["lines"])
 
-    def test_auth_line_over_12288_octets_gets_500_and_close(self):
+    def test_sasl_response_over_12288_octets_gets_500_and_close(self):
         c = self.ehlo_conv("krb.src.test")
-        c.send(b"AUTH GSSAPI " + b"Y" * 12300 + b"\r\n")
+        c.send(b"AUTH GSSAPI\r\n")
+        self.assertTrue(c.read_reply().startswith(b"334"))
+        c.send(b"Z" * 12300 + b"\r\n")
+        self.assertTrue(c.read_reply().startswith(b"500 5.5.2"))
+        self.assertEqual(c.read_until_eof(), b"")
+        self.assertFalse(any(l.startswith(b"ZZZ") for l in self.record["lines"]))
+
+    def test_auth_command_line_keeps_the_512_octet_limit(self):
+        # An initial response that would make AUTH longer than 512 octets
+        # must not be sent (RFC 4954 4); a 512-octet reader would run the
+        # rest as a command.
+        c = self.ehlo_conv("krb.src.test")
+        c.send(b"AUTH PLAIN " + b"A" * 500 + b"XCLIENT ADDR=6.6.6.6\r\n")
         self.assertTrue(c.read_reply().startswith(b"500 5.5.2"))
         self.assertEqual(c.read_until_eof(), b"")
         self.assertNotIn(b"AUTH", self.record["verbs"])
+        self.assertNotIn(b"XCLIENT", self.record["verbs"])
 
     def test_noop_of_600_octets_is_refused_though_auth_may_be_longer(self):
         c = self.ehlo_conv("krb.src.test")
@@ -354,6 +368,32 @@ class ShutdownTransactionTest(unittest.TestCase):
         c.send(b"Subject: finishing\r\n\r\nbody\r\n.\r\n")
         self.assertTrue(c.read_reply().startswith(b"250"))
         # The transaction is over: now the session is idle and closed.
+        self.assertTrue(c.read_reply().startswith(b"421 4.3.2"))
+        self.assertEqual(c.read_until_eof(), b"")
+        self.assertEqual(len(sink.wait_messages(1)), 1)
+
+    def test_sigterm_lets_the_open_transaction_finish_but_no_new_one_begin(self):
+        d = tempfile.mkdtemp(prefix="stp-adv-")
+        self.addCleanup(shutil.rmtree, d, True)
+        sink = SmtpSink(os.path.join(d, "sink")).start()
+        self.addCleanup(sink.stop)
+        os.makedirs(os.path.join(d, "p"))
+        p = Proxy(os.path.join(d, "p"), "%s:%d" % sink.address,
+                  proxy={"shutdown_grace": "20s"}).start()
+        self.addCleanup(p.stop)
+        c = SmtpConversation("127.0.0.1", p.port())
+        self.addCleanup(c.close)
+        c.read_reply()
+        c.send(b"EHLO term.src.test\r\nMAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\n")
+        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"250", b"250"])
+        p.signal(signal.SIGTERM)
+        p.wait_log("event=stopping")
+        c.send(b"DATA\r\n")
+        self.assertTrue(c.read_reply().startswith(b"354"))
+        # The next transaction pipelined right after the final dot.
+        c.send(b"Subject: last\r\n\r\nbody\r\n.\r\nMAIL FROM:<a@src.test>\r\n"
+               b"RCPT TO:<b@dst.test>\r\nDATA\r\nSubject: more\r\n\r\nx\r\n.\r\n")
+        self.assertTrue(c.read_reply().startswith(b"250"))
         self.assertTrue(c.read_reply().startswith(b"421 4.3.2"))
         self.assertEqual(c.read_until_eof(), b"")
         self.assertEqual(len(sink.wait_messages(1)), 1)

@@ -338,12 +338,12 @@ static const struct config_key keys[] = {
      "error, warning, info or debug"},
     {SECTION_PROXY, "command_line_max", KEY_LINE_LIMIT, PROXY(command_line_max), 0,
      CONFIG_LINE_LIMIT_MAX, NULL, "512",
-     "longest command line (CRLF included) but MAIL, RCPT and AUTH"},
+     "longest command line (CRLF included) but MAIL and RCPT"},
     {SECTION_PROXY, "mail_line_max", KEY_LINE_LIMIT, PROXY(mail_line_max), 0,
      CONFIG_LINE_LIMIT_MAX, NULL, "2048",
      "MAIL and RCPT at most, with the backend's extension allowances"},
     {SECTION_PROXY, "auth_line_max", KEY_LINE_LIMIT, PROXY(auth_line_max), 0,
-     CONFIG_LINE_LIMIT_MAX, NULL, "12288", "AUTH lines and 334 challenges (RFC 4954 4)"},
+     CONFIG_LINE_LIMIT_MAX, NULL, "12288", "SASL lines after 334, and 334 challenges (RFC 4954 4)"},
     {SECTION_PROXY, "max_errors", KEY_COUNT, PROXY(max_errors), 0, CONFIG_COUNT_MAX, NULL, "20",
      "the proxy's own refusals before 421 4.7.0; 0: no limit"},
     {SECTION_PROXY, "pregreet", KEY_CHOICE, PROXY(pregreet), 0, 0, pregreet_names, "log",
@@ -467,7 +467,8 @@ static int set_value(struct parse *p, const struct config_key *k, const char *v)
         p->cfg->line_limit_line = p->line;
         return 1;
     case KEY_WAIT:
-        if (strcmp(v, "0") == 0) {
+        if (strcmp(v, "0") == 0 || strcmp(v, "0s") == 0 || strcmp(v, "0ms") == 0 ||
+            strcmp(v, "0m") == 0 || strcmp(v, "0h") == 0) {
             *(double *)at = 0; /* do not wait at all */
             return 1;
         }

@@ -10,6 +10,7 @@
 #include <maxminddb.h>
 #include <openssl/base.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -200,7 +201,26 @@ int main(int argc, char **argv) {
     snapshot_publish(snap);
     int nworkers = worker_count(snap->cfg);
     raise_fd_limit(snap->cfg, nworkers);
+    /* The signal watchers exist before the first connection can be
+     * accepted: a SIGTERM or SIGHUP sent as soon as the ports answer
+     * must be handled, not lost or fatal. Worker threads start with the
+     * signals blocked, so only this thread ever takes them. */
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    ev_signal hup, term, intr;
+    ev_signal_init(&hup, on_reload, SIGHUP);
+    ev_signal_init(&term, on_stop, SIGTERM);
+    ev_signal_init(&intr, on_stop, SIGINT);
+    ev_signal_start(loop, &hup);
+    ev_signal_start(loop, &term);
+    ev_signal_start(loop, &intr);
+    sigset_t handled, previous;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &handled, &previous);
     struct worker *workers = workers_start(nworkers, err, sizeof(err));
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     if (workers == NULL) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
         return 1;
@@ -215,14 +235,6 @@ int main(int argc, char **argv) {
              nworkers, snap->cfg->backend.address,
              opt.config_path ? opt.config_path : "(embedded default)");
 
-    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    ev_signal hup, term, intr;
-    ev_signal_init(&hup, on_reload, SIGHUP);
-    ev_signal_init(&term, on_stop, SIGTERM);
-    ev_signal_init(&intr, on_stop, SIGINT);
-    ev_signal_start(loop, &hup);
-    ev_signal_start(loop, &term);
-    ev_signal_start(loop, &intr);
     ev_run(loop, 0);
 
     workers_stop(workers, nworkers);

@@ -558,6 +558,8 @@ struct session *session_new(struct session_host *host, int fd, const struct net_
     s->tls_mode = "none";
     snprintf(s->too_many_errors, sizeof(s->too_many_errors),
              "421 4.7.0 %s Error: too many errors; closing\r\n", s->cfg->hostname);
+    snprintf(s->shutdown_reply, sizeof(s->shutdown_reply),
+             "421 4.3.2 %s Service shutting down, try again later\r\n", s->cfg->hostname);
     return s;
 }
 

@@ -416,7 +416,9 @@ void process_backend_input(struct session *s) {
         }
         size_t used = 0;
         const struct pending *head = fifo_head(s);
-        s->reply.line_max = head != NULL && head->kind == PEND_AUTH ? s->cfg->auth_line_max : 0;
+        /* auth_line_max counts the CRLF, the reply parser does not. */
+        s->reply.line_max =
+            head != NULL && head->kind == PEND_AUTH ? s->cfg->auth_line_max - 2 : 0;
         enum reply_status st = smtp_reply_feed(&s->reply, buffer_head(in), in->len, &used);
         buffer_consume(in, used);
         if (st == REPLY_INCOMPLETE) {

@@ -103,6 +103,13 @@ static void act_rset(struct session *s, const struct smtp_cmd *cmd, const char *
 
 static void act_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
                      size_t len) {
+    if (s->draining) {
+        /* Stopping: the transaction that was open may finish, no new
+         * one begins (a MAIL pipelined after the final dot or RSET). */
+        s->result = "shutdown";
+        reply_local(s, s->shutdown_reply, 1);
+        return;
+    }
     /* The backend receives the client's message plus our headers; a SIZE
      * declaration must say so, or a message near the limit is refused
      * only after it was transferred. */
@@ -112,11 +119,13 @@ static void act_mail(struct session *s, const struct smtp_cmd *cmd, const char *
         session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
         return;
     }
-    /* The raised SIZE may add digits: the line as sent must still fit. */
+    /* The raised SIZE may add digits: the line as sent must still fit.
+     * The line was read whole, so the session can go on. */
     if (mail.len > client_line_limit(s, cmd->verb)) {
         buffer_free(&mail);
-        s->result = "line_too_long";
-        reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
+        log_info("session=%s event=line_too_long limit=%zu after=size_raised", s->id,
+                 client_line_limit(s, cmd->verb));
+        reply_local(s, "500 5.5.2 Line too long with the raised SIZE\r\n", 0);
         return;
     }
     if (!buffer_append(&s->backend.out, buffer_head(&mail), mail.len)) {
@@ -286,8 +295,8 @@ static size_t line_bound(const struct session *s) {
     if (smtp_verb_peek(buffer_head(in), in->len, &verb)) {
         return client_line_limit(s, verb);
     }
-    size_t most = s->cfg->auth_line_max;
-    return s->cfg->mail_line_max > most ? s->cfg->mail_line_max : most;
+    return s->cfg->mail_line_max > s->cfg->command_line_max ? s->cfg->mail_line_max
+                                                            : s->cfg->command_line_max;
 }
 
 /* fifo_owes_sync says whether a reply the client must wait for is still
@@ -597,7 +606,8 @@ int start_client_tls(struct session *s, const char *mode) {
  * client gets 554 and the connection ends; in GREET_WAIT the backend was
  * never contacted. */
 void pregreet_check(struct session *s) {
-    if (s->greeted || s->pregreet || s->client.in.len == 0 ||
+    /* A session already closing may have greeted with a 421 of its own. */
+    if (s->greeted || s->pregreet || s->client.in.len == 0 || session_over(s) ||
         s->cfg->pregreet == PREGREET_IGNORE) {
         return;
     }

@@ -142,6 +142,7 @@ struct session {
     unsigned errors;                  /* the proxy's own refusals */
     unsigned sync_violations;         /* commands sent before their turn */
     char too_many_errors[HEADERS_VALUE_MAX + 64];
+    char shutdown_reply[HEADERS_VALUE_MAX + 64];
 
     enum client_tls tls;
     const char *tls_mode;             /* "none", "starttls", "implicit" */

@@ -29,9 +29,16 @@ static int keyword_is(const char *kw, size_t kwlen, const char *name) {
     return strlen(name) == kwlen && strncasecmp(kw, name, kwlen) == 0;
 }
 
-static int is_removed(const char *kw, size_t kwlen, const struct ehlo_policy *p) {
+static int is_removed(const char *kw, size_t kwlen, size_t textlen,
+                      const struct ehlo_policy *p) {
+    /* PIPECONNECT (and Exim's older X_PIPE_CONNECT, whose keyword run is
+     * "X") invites the client to talk before the greeting: the proxy's
+     * pregreet check would flag every such client. */
     static const char *const always[] = {"STARTTLS", "CHUNKING", "BINARYMIME",
-                                         "XCLIENT", "XFORWARD"};
+                                         "XCLIENT", "XFORWARD", "PIPECONNECT"};
+    if (kwlen == 1 && textlen >= 14 && strncasecmp(kw, "X_PIPE_CONNECT", 14) == 0) {
+        return 1;
+    }
     for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++) {
         if (keyword_is(kw, kwlen, always[i])) {
             return 1;
@@ -87,7 +94,7 @@ int ehlo_rewrite(const char *reply, size_t len, const struct ehlo_policy *policy
         pos = nl ? end + 1 : len;
         size_t kwlen = keyword_length(reply + text, textlen);
         /* A line with no keyword is no ehlo-line (RFC 5321 4.1.1.1); drop it. */
-        if (lineno++ > 0 && (kwlen == 0 || is_removed(reply + text, kwlen, policy))) {
+        if (lineno++ > 0 && (kwlen == 0 || is_removed(reply + text, kwlen, textlen, policy))) {
             continue;
         }
         starts[nkept] = text;

@@ -120,9 +120,6 @@ size_t smtp_line_limit(enum smtp_verb verb, unsigned exts, const struct smtp_lin
         {SMTP_EXT_8BITMIME, 15, 0},  /* " BODY=8BITMIME" */
         {SMTP_EXT_SMTPUTF8, 10, 0},  /* " SMTPUTF8" */
     };
-    if (verb == VERB_AUTH) {
-        return l->auth;
-    }
     if (verb != VERB_MAIL && verb != VERB_RCPT) {
         return l->command;
     }

@@ -15,8 +15,10 @@
  * command line, and a backend that reads commands into a 512-octet
  * buffer splits anything longer into a second command: so 512 is what
  * every command gets unless an extension the backend itself advertised
- * raises it (smtp_line_limit). AUTH has its own limit: RFC 4954 4 names
- * 12288 octets for SASL lines (Kerberos tokens exceed 2 KiB). */
+ * raises it (smtp_line_limit). The AUTH command is one of them (RFC 4954
+ * 4: an initial response that would make it longer must not be used);
+ * the SASL lines that follow a 334, and the 334 challenges, may be 12288
+ * octets (RFC 4954 4; Kerberos tokens exceed 2 KiB). */
 #define SMTP_CMD_LINE_MAX_DEFAULT 512
 #define SMTP_MAIL_LINE_MAX_DEFAULT 2048
 #define SMTP_AUTH_LINE_MAX_DEFAULT 12288
@@ -102,9 +104,9 @@ int smtp_verb_peek(const char *buf, size_t n, enum smtp_verb *out_verb);
 #define SMTP_EXT_SMTPUTF8 0x10 /* RFC 6531: SMTPUTF8 on MAIL */
 
 struct smtp_line_limits {
-    size_t command; /* every verb but MAIL, RCPT and AUTH (512 at least) */
+    size_t command; /* every verb but MAIL and RCPT (512 at least) */
     size_t mail;    /* MAIL and RCPT never more than this */
-    size_t auth;    /* AUTH and its SASL response lines */
+    size_t auth;    /* SASL response lines after a 334 (not the AUTH command) */
 };
 
 /* smtp_line_limit is the longest line (CRLF included) the proxy accepts

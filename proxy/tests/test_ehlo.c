@@ -224,3 +224,15 @@ UNIT_TEST(ehlo_extensions_reads_keywords_not_the_greeting_line) {
     CHECK_INT(ehlo_extensions(pipe, sizeof(pipe) - 1), EHLO_PIPELINING);
     CHECK_INT(ehlo_extensions("250 mx\r\n", 8), 0);
 }
+
+UNIT_TEST(ehlo_early_pipelining_offers_are_removed) {
+    /* PIPECONNECT (RFC-less, Exim) and its older name invite talk before
+     * the greeting, which the pregreet check flags */
+    const char in[] = "250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250-X_PIPE_CONNECT\r\n"
+                      "250 8BITMIME\r\n";
+    struct ehlo_policy policy = {0};
+    struct buffer out = {0};
+    CHECK_INT(ehlo_rewrite(in, sizeof(in) - 1, &policy, &out), 1);
+    CHECK_MEM(buffer_head(&out), out.len, "250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+    buffer_free(&out);
+}

@@ -399,7 +399,8 @@ UNIT_TEST(smtp_line_limit_is_512_unless_the_backend_offers_extensions) {
     CHECK_INT(smtp_line_limit(VERB_MAIL, SMTP_EXT_SIZE, &l), 538);
     CHECK_INT(smtp_line_limit(VERB_RCPT, SMTP_EXT_DSN, &l), 1052);
     CHECK_INT(smtp_line_limit(VERB_MAIL, SMTP_EXT_DSN | SMTP_EXT_AUTH, &l), 1132);
-    CHECK_INT(smtp_line_limit(VERB_AUTH, 0, &l), 12288);
+    /* RFC 4954 4: the AUTH command itself keeps RFC 5321's limit */
+    CHECK_INT(smtp_line_limit(VERB_AUTH, ~0u, &l), 512);
     /* never past the MAIL/RCPT ceiling */
     const struct smtp_line_limits low = {512, 600, 12288};
     CHECK_INT(smtp_line_limit(VERB_MAIL, ~0u, &low), 600);
