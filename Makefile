@@ -26,18 +26,19 @@ PYTHON  ?= /usr/bin/python3
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
 CPPFLAGS_ALL := -D_GNU_SOURCE -isystem $(SSL_INC) $(CPPFLAGS)
-LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lpthread
+LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lz -lpthread
 
 # The layers (ARCHITECTURE.md): core <- protocol <- config <- tls <- daemon.
+# report (core, protocol) is the report subcommand, linked into the daemon.
 # Sources include headers by layer ("core/buffer.h") from proxy/; Bazel
 # enforces the layering, make just builds it.
-LAYERS   := core protocol config tls daemon
+LAYERS   := core protocol config tls report daemon
 GEN      := proxy/config/default_config.c
 SRC      := $(filter-out $(GEN),$(foreach l,$(LAYERS),$(wildcard proxy/$(l)/*.c))) $(GEN)
 BIN      := proxy/smtp-tls-proxy
 # Everything but the daemon is pure and unit-tested without sockets (tls.c
 # needs certificates and a handshake: the integration tests cover it).
-PURE     := $(filter proxy/core/% proxy/protocol/% proxy/config/%,$(SRC))
+PURE     := $(filter proxy/core/% proxy/protocol/% proxy/config/% proxy/report/%,$(SRC))
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -129,7 +130,7 @@ fresh-check:
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello
+FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello report
 FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) -Iproxy \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/protocol/data_scan.c proxy/core/buffer.c
@@ -141,6 +142,9 @@ proxy/fuzz/fuzz_smtp_cmd: proxy/fuzz/fuzz_smtp_cmd.c proxy/protocol/smtp_cmd.c p
                           proxy/core/decimal.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_tls_hello: proxy/fuzz/fuzz_tls_hello.c proxy/protocol/tls_hello.c
+	clang $(FUZZ_CFLAGS) -o $@ $^
+proxy/fuzz/fuzz_report: proxy/fuzz/fuzz_report.c proxy/report/received.c proxy/report/logline.c \
+                        proxy/report/mailbox.c proxy/report/when.c proxy/core/log.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config/config.c proxy/config/config_keys.c \
                         proxy/core/addr.c proxy/core/log.c $(GEN)

@@ -2,7 +2,7 @@
  * config.h - the configuration file: INI sections of "key = value".
  *
  *   [proxy]             hostname, status_header, workers, log_level,
- *                       limits and timeouts
+ *                       log_format, limits and timeouts
  *   [backend]           address (host:port, [v6]:port or a unix path),
  *                       identity (none, xclient, proxy-v1, proxy-v2)
  *   [listener NAME]     address, kind, tls, require_tls, min_tls_version,
@@ -95,6 +95,7 @@ struct config {
     char *status_header;
     int workers;    /* 0: one per core */
     int log_level;  /* enum log_level */
+    int log_format; /* enum log_format */
 
     size_t command_line_max; /* every verb but MAIL, RCPT, AUTH (CRLF included) */
     size_t mail_line_max;    /* MAIL and RCPT, at most (smtp_line_limit) */

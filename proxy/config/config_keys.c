@@ -34,6 +34,7 @@ static const char *const tls_mode_names[] = {"none", "starttls", "implicit", NUL
 static const char *const identity_names[] = {"none", "xclient", "proxy-v1", "proxy-v2", NULL};
 static const char *const pregreet_names[] = {"ignore", "log", "reject", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 
 const char *listener_kind_name(enum listener_kind kind) {
     return kind_names[kind];
@@ -336,6 +337,8 @@ static const struct config_key keys[] = {
      "worker threads; 0: one per core"},
     {SECTION_PROXY, "log_level", KEY_CHOICE, PROXY(log_level), 0, 0, log_level_names, "info",
      "error, warning, info or debug"},
+    {SECTION_PROXY, "log_format", KEY_CHOICE, PROXY(log_format), 0, 0, log_format_names, "text",
+     "text (key=value) or json (one object per line, the same keys)"},
     {SECTION_PROXY, "command_line_max", KEY_LINE_LIMIT, PROXY(command_line_max), 0,
      CONFIG_LINE_LIMIT_MAX, NULL, "512",
      "longest command line (CRLF included) but MAIL and RCPT"},

@@ -17,8 +17,17 @@ enum log_level {
     LOG_LEVEL_DEBUG = 3,
 };
 
+/* How a line is written ([proxy] log_format): text is
+ * "TIMESTAMP level=... key=value ..."; json is one object per line with
+ * the same keys, the timestamp as "time" (log_text_to_json). */
+enum log_format {
+    LOG_FORMAT_TEXT = 0,
+    LOG_FORMAT_JSON = 1,
+};
+
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
+void log_set_format(enum log_format format);
 
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -37,5 +46,49 @@ void log_msg(enum log_level level, const char *fmt, ...)
  * |out_size|, always NUL-terminated), replacing every byte that is not
  * printable ASCII, and the quote and backslash, with '?'. Returns out. */
 char *log_sanitize(char *out, size_t out_size, const char *src, size_t n);
+
+/* ---- reading a text line back as fields (pure; the JSON writer and
+ * smtp-tls-proxy report read lines the same way) ----
+ *
+ * A text line is: an optional first token without '=' (the timestamp),
+ * the field "time"; then key=value tokens, a key being letters, digits,
+ * '_', '-' and '.'; a value is everything up to the next blank, or, when
+ * it starts with '"', everything up to the closing '"' (the first '"'
+ * that ends the line or is followed by a blank and a key=value token, so
+ * a quote inside a quoted value survives). The first token that is not
+ * key=value starts free text ("event=x file=y: why"): it and the rest
+ * of the line are the field "msg", and the ':' that ended the value
+ * before it is not part of that value. Trailing CR/LF are ignored. */
+struct log_field {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+};
+
+struct log_cursor {
+    const char *line;
+    size_t n, pos;
+    int started;
+};
+
+void log_cursor_init(struct log_cursor *c, const char *line, size_t n);
+/* log_cursor_next gives the next field: 1 and *f, or 0 at the end. The
+ * pointers in *f point into the line. */
+int log_cursor_next(struct log_cursor *c, struct log_field *f);
+
+/* log_json_escape writes the JSON string literal (quotes included) of
+ * the |n| bytes at |s| into |out| (size |out_size|, NUL-terminated):
+ * '"' and '\\' escaped, control bytes and DEL as \n, \r, \t or \u00XX,
+ * valid UTF-8 as is, and every byte of an invalid sequence as \u00XX.
+ * Returns the length, or 0 when |out| is too small (6 * n + 3 always
+ * suffices). */
+size_t log_json_escape(char *out, size_t out_size, const char *s, size_t n);
+
+/* log_text_to_json writes the text line |line| (|n| bytes) as one JSON
+ * object of string values, in the order of the fields, without a
+ * newline. Returns the length, or 0 when |out| is too small (6 * n +
+ * 16 always suffices). */
+size_t log_text_to_json(char *out, size_t out_size, const char *line, size_t n);
 
 #endif

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "daemon/snapshot.h"
 #include "daemon/worker.h"
+#include "report/report.h"
 
 #ifndef OPENSSL_IS_BORINGSSL
 #error "smtp-tls-proxy must be built against BoringSSL (see README: BORINGSSL_DIR)"
@@ -37,6 +38,7 @@ struct options {
 
 static const char usage_text[] =
     "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--keys] [--version]\n"
+    "       smtp-tls-proxy report [--help] [options] [FILE...]\n"
     "\n"
     "  -c FILE    configuration file (default: the embedded demo configuration,\n"
     "             which equals configs/loopback.conf)\n"
@@ -135,6 +137,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
         return;
     }
     log_set_level((enum log_level)next->cfg->log_level);
+    log_set_format((enum log_format)next->cfg->log_format);
     snapshot_publish(next);
     log_info("event=reload result=ok generation=%u", next->generation);
 }
@@ -174,6 +177,9 @@ static int worker_count(const struct config *cfg) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "report") == 0) {
+        return report_main(argc - 1, argv + 1);
+    }
     struct options opt = {0};
     int code = 0;
     if (!parse_args(argc, argv, &opt, &code)) {
@@ -194,6 +200,7 @@ int main(int argc, char **argv) {
     }
     config_path = opt.config_path;
     log_set_level(opt.debug ? LOG_LEVEL_DEBUG : (enum log_level)snap->cfg->log_level);
+    log_set_format((enum log_format)snap->cfg->log_format);
     signal(SIGPIPE, SIG_IGN);
     /* A reload request while starting (logrotate during a restart) must
      * not kill the proxy; the watcher below takes over. */

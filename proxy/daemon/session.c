@@ -326,15 +326,16 @@ static const char *as_org_for_log(char *out, size_t outlen, const char *org) {
 
 void session_summary_log(const struct session_summary *m) {
     char helo[80], sni[80], org[100];
-    log_info("session=%s event=end client=%s port=%u listener=%s scope=%s country=%s asn=%lu "
-             "as_org=\"%s\" helo=%s tls=%s cipher=%s "
+    log_info("session=%s event=end client=%s port=%u listener=%s local_port=%u scope=%s "
+             "country=%s asn=%lu as_org=\"%s\" helo=%s tls=%s cipher=%s group=%s "
              "sni=%s messages=%u accepted=%u forged_removed=%u errors=%u pregreet=%s "
              "sync_violations=%u bytes_in=%llu bytes_out=%llu result=%s duration=%.3f",
-             m->id, m->client, m->port, m->listener, m->scope,
+             m->id, m->client, m->port, m->listener, m->local_port, m->scope,
              m->country[0] ? m->country : "-", m->asn,
              as_org_for_log(org, sizeof(org), m->as_org),
              m->helo[0] ? log_sanitize(helo, sizeof(helo), m->helo, strlen(m->helo)) : "-",
              m->tls_version ? m->tls_version : "none", m->tls_version ? m->cipher : "-",
+             m->tls_version && m->group ? m->group : "-",
              m->sni[0] ? log_sanitize(sni, sizeof(sni), m->sni, strlen(m->sni)) : "-",
              m->messages, m->accepted, m->forged_removed, m->errors,
              m->pregreet ? "yes" : "no", m->sync_violations, m->bytes_in, m->bytes_out,
@@ -349,6 +350,7 @@ static void session_summarize(const struct session *s, struct session_summary *m
         .client = s->client_ip,
         .port = s->client_port,
         .listener = s->listener->name,
+        .local_port = s->local_port,
         .scope = addr_scope_name(s->scope),
         .country = s->geo.country,
         .asn = s->geo.asn,
@@ -356,6 +358,7 @@ static void session_summarize(const struct session *s, struct session_summary *m
         .helo = s->helo,
         .tls_version = tls ? s->tls_version : NULL,
         .cipher = tls ? s->tls_cipher : NULL,
+        .group = tls && s->tls_group[0] ? s->tls_group : NULL,
         .sni = s->sni,
         .messages = s->messages_started,
         .accepted = s->messages_accepted,

@@ -19,6 +19,7 @@ struct session_summary {
     const char *client;    /* address text */
     unsigned port;         /* the client's port */
     const char *listener;
+    unsigned local_port;   /* the listener's port the client reached */
     const char *scope;     /* addr_scope_name */
     const char *country;   /* "" when unknown */
     unsigned long asn;     /* 0 when unknown */
@@ -26,6 +27,7 @@ struct session_summary {
     const char *helo;      /* "" when none was accepted; raw */
     const char *tls_version; /* NULL: plaintext */
     const char *cipher;
+    const char *group;     /* key exchange; NULL: plaintext or unknown */
     const char *sni;       /* "" when none; raw */
     unsigned messages, accepted, forged_removed, errors, sync_violations;
     int pregreet;

@@ -1,0 +1,393 @@
+/*
+ * test_report.c - the report's pure parts: times (when.h), log lines and
+ * the event=end record (logline.h), mailboxes (mailbox.h) and the counts
+ * and their output (tally.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "report/logline.h"
+#include "report/mailbox.h"
+#include "report/tally.h"
+#include "report/when.h"
+#include "unit.h"
+
+static long long iso(const char *s) {
+    long long ms = -1;
+    if (!when_parse_iso8601(s, strlen(s), &ms)) {
+        return -1;
+    }
+    return ms;
+}
+
+static long long rfc(const char *s) {
+    long long ms = -1;
+    if (!when_parse_rfc5322(s, strlen(s), &ms)) {
+        return -1;
+    }
+    return ms;
+}
+
+UNIT_TEST(report_iso8601_times) {
+    CHECK_INT(iso("1970-01-01"), 0);
+    CHECK_INT(iso("1970-01-01T00:00:01Z"), 1000);
+    CHECK_INT(iso("2024-05-01T10:00:00.123Z"), 1714557600123LL);
+    CHECK_INT(iso("2024-05-01T10:00:00"), 1714557600000LL);
+    CHECK_INT(iso("2024-05-01 10:00"), 1714557600000LL);
+    CHECK_INT(iso("2024-05-01T12:00:00+02:00"), 1714557600000LL);
+    CHECK_INT(iso("2024-05-01T12:00:00+0200"), 1714557600000LL);
+    CHECK_INT(iso("2024-05-01T05:30:00-04:30"), 1714557600000LL);
+    CHECK_INT(iso("2024-02-29"), 1709164800000LL);
+    CHECK_INT(iso("2023-02-29"), -1);
+    CHECK_INT(iso("2024-13-01"), -1);
+    CHECK_INT(iso("2024-05-01T24:00"), -1);
+    CHECK_INT(iso("2024-05-01T10"), -1);
+    CHECK_INT(iso("2024-05-01x"), -1);
+    CHECK_INT(iso("yesterday"), -1);
+    CHECK_INT(iso(""), -1);
+    char out[32];
+    when_format(1714557600123LL, out, sizeof(out));
+    CHECK_STR(out, "2024-05-01T10:00:00Z");
+    when_format(0, out, sizeof(out));
+    CHECK_STR(out, "1970-01-01T00:00:00Z");
+}
+
+UNIT_TEST(report_rfc5322_dates) {
+    CHECK_INT(rfc(" Wed,  1 May 2024 10:00:00 +0000 (UTC)"), 1714557600000LL);
+    CHECK_INT(rfc("1 May 2024 12:00:00 +0200"), 1714557600000LL);
+    CHECK_INT(rfc("Wed, 01 May 2024 06:00:00 EDT"), 1714557600000LL);
+    CHECK_INT(rfc("Wed, 1 May 2024 10:00 GMT"), 1714557600000LL);
+    CHECK_INT(rfc("Wed, 1 May 24 10:00:00 +0000"), 1714557600000LL);
+    CHECK_INT(rfc("Wed, 1 May 2024 03:00:00 -0700 (PDT)"), 1714557600000LL);
+    CHECK_INT(rfc("Wed, 1 Foo 2024 10:00:00 +0000"), -1);
+    CHECK_INT(rfc("Wed, 1 May 2024"), -1);
+    CHECK_INT(rfc("Wed, 1 May 2024 10:00:00 +0000 junk"), -1);
+    CHECK_INT(rfc(""), -1);
+}
+
+static const char *get(const struct logline *l, const char *key) {
+    static char out[1024];
+    size_t n;
+    const char *v = logline_get(l, key, &n);
+    if (v == NULL) {
+        return "(none)";
+    }
+    snprintf(out, sizeof(out), "%.*s", (int)n, v);
+    return out;
+}
+
+static const char end_text[] =
+    "2024-05-01T10:00:00.123Z level=info session=6632110a0100002a event=end client=192.0.2.7 "
+    "port=40000 listener=smtp local_port=25 scope=global country=DE asn=64500 "
+    "as_org=\"Example_Networks\" helo=client.example tls=TLSv1.3 cipher=TLS_AES_128_GCM_SHA256 "
+    "group=X25519 sni=mx.example.net messages=3 accepted=2 forged_removed=0 errors=0 "
+    "pregreet=no sync_violations=0 bytes_in=1234 bytes_out=567 result=quit duration=1.250";
+
+UNIT_TEST(report_logline_text_end_record) {
+    static struct logline l;
+    struct session_record r;
+    CHECK(logline_parse(&l, end_text, strlen(end_text)));
+    CHECK_STR(get(&l, "time"), "2024-05-01T10:00:00.123Z");
+    CHECK_STR(get(&l, "as_org"), "Example_Networks");
+    CHECK(session_record_from_logline(&l, &r));
+    CHECK(r.has_time);
+    CHECK_INT(r.time_ms, 1714557600123LL);
+    CHECK_STR(r.listener, "smtp");
+    CHECK_STR(r.local_port, "25");
+    CHECK_STR(r.client, "192.0.2.7");
+    CHECK_STR(r.scope, "global");
+    CHECK_STR(r.country, "DE");
+    CHECK_STR(r.helo, "client.example");
+    CHECK_STR(r.name, ""); /* no name= field (yet): unknown */
+    CHECK_STR(r.tls, "TLSv1.3");
+    CHECK_STR(r.group, "X25519");
+    CHECK_INT(r.accepted, 2);
+    CHECK_INT(r.messages, 3);
+    CHECK_INT(r.bytes_in, 1234);
+    CHECK(r.duration > 1.24 && r.duration < 1.26);
+    CHECK(session_record_encrypted(&r));
+}
+
+UNIT_TEST(report_logline_json_equals_text) {
+    static struct logline t, j;
+    static char js[16384];
+    struct session_record a, b;
+    CHECK(log_text_to_json(js, sizeof(js), end_text, strlen(end_text)) > 0);
+    CHECK(logline_parse(&t, end_text, strlen(end_text)));
+    CHECK(logline_parse(&j, js, strlen(js)));
+    CHECK_INT(j.nfields, t.nfields);
+    for (size_t i = 0; i < t.nfields && i < j.nfields; i++) {
+        CHECK(j.f[i].key_len == t.f[i].key_len &&
+              memcmp(j.f[i].key, t.f[i].key, t.f[i].key_len) == 0);
+        CHECK(j.f[i].value_len == t.f[i].value_len &&
+              memcmp(j.f[i].value, t.f[i].value, t.f[i].value_len) == 0);
+    }
+    CHECK(session_record_from_logline(&t, &a));
+    CHECK(session_record_from_logline(&j, &b));
+    CHECK_STR(b.helo, a.helo);
+    CHECK_STR(b.tls, a.tls);
+    CHECK_INT(b.time_ms, a.time_ms);
+    CHECK_INT(b.accepted, a.accepted);
+}
+
+UNIT_TEST(report_logline_json_values_decoded) {
+    static struct logline l;
+    const char *js = "{\"time\":\"2024-05-01T10:00:00Z\",\"event\":\"end\",\"helo\":\"a\\\"b\\\\c\","
+                     "\"name\":\"caf\\u00e9\",\"sni\":\"\\u20ac\\ud83d\\ude00\",\"n\":12,"
+                     "\"ok\":true,\"nested\":{\"x\":[1,\"}\"]},\"accepted\":\"1\"}";
+    CHECK(logline_parse(&l, js, strlen(js)));
+    CHECK_STR(get(&l, "helo"), "a\"b\\c");
+    CHECK_STR(get(&l, "name"), "caf\xe9"); /* \u00XX: the byte log_json_escape escaped */
+    CHECK_STR(get(&l, "sni"), "\xe2\x82\xac\xf0\x9f\x98\x80");
+    CHECK_STR(get(&l, "n"), "12");
+    CHECK_STR(get(&l, "ok"), "true");
+    CHECK_STR(get(&l, "nested"), "(none)");
+    CHECK_STR(get(&l, "accepted"), "1");
+}
+
+UNIT_TEST(report_logline_rejects_broken_lines) {
+    static struct logline l;
+    static const char *const bad[] = {
+        "{\"a\":\"b\"",       "{\"a\" \"b\"}",         "{\"a\":\"b\",}",
+        "{\"a\":\"\\x\"}",    "{\"a\":\"\\ud800\"}",  "{\"a\":\"b\"} trailing",
+        "just some words",    "==1==ERROR: AddressSanitizer", "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (logline_parse(&l, bad[i], strlen(bad[i]))) {
+            unit_fail(__FILE__, __LINE__, "parsed: %s", bad[i]);
+        }
+    }
+    /* Not an end line. */
+    struct session_record r;
+    const char *conn = "t level=info session=1 event=connect client=::1";
+    CHECK(logline_parse(&l, conn, strlen(conn)));
+    CHECK(!session_record_from_logline(&l, &r));
+}
+
+UNIT_TEST(report_logline_dashes_and_missing_fields_are_unknown) {
+    static struct logline l;
+    struct session_record r;
+    const char *s = "t level=info event=end client=10.0.0.1 country=- helo=- tls=none "
+                    "cipher=- name=- accepted=1";
+    CHECK(logline_parse(&l, s, strlen(s)));
+    CHECK(session_record_from_logline(&l, &r));
+    CHECK(!r.has_time);
+    CHECK_STR(r.country, "");
+    CHECK_STR(r.helo, "");
+    CHECK_STR(r.name, "");
+    CHECK_STR(r.scope, "");
+    CHECK(!session_record_encrypted(&r));
+    const char *old = "t level=info event=end client=10.0.0.1 accepted=1";
+    CHECK(logline_parse(&l, old, strlen(old)));
+    CHECK(session_record_from_logline(&l, &r));
+    CHECK_STR(r.tls, "none");
+}
+
+/* ---- mailbox ---- */
+
+struct got_messages {
+    int n;
+    char received[8][3][512];
+    size_t nreceived[8];
+};
+
+static void on_message(void *ctx, const struct mailbox_message *m) {
+    struct got_messages *g = ctx;
+    if (g->n < 8) {
+        g->nreceived[g->n] = m->nreceived;
+        for (size_t i = 0; i < m->nreceived && i < 3; i++) {
+            snprintf(g->received[g->n][i], sizeof(g->received[0][0]), "%s", m->received[i]);
+        }
+    }
+    g->n++;
+}
+
+static void feed(struct mailbox_reader *r, const char *text) {
+    while (*text != '\0') {
+        const char *nl = strchr(text, '\n');
+        size_t n = nl ? (size_t)(nl - text) : strlen(text);
+        mailbox_line(r, text, n);
+        text += n + (nl ? 1 : 0);
+    }
+}
+
+UNIT_TEST(report_mbox_messages_and_their_received_fields) {
+    static struct got_messages g;
+    struct mailbox_reader r;
+    memset(&g, 0, sizeof(g));
+    mailbox_init(&r, 1, on_message, &g);
+    feed(&r, "From a@b Mon May  1 10:00:00 2024\n"
+             "Received: from x (unknown [192.0.2.1])\n"
+             "\tby mx with ESMTP id 1; Wed, 1 May 2024 10:00:00 +0000\n"
+             "received : from y by z with SMTP; 1 May 2024 09:00 +0000\n"
+             "Subject: one\n"
+             "\n"
+             "Received: in the body, not a header\n"
+             "From the body (not after a blank line)\n"
+             "\n"
+             "From b@c Mon May  1 11:00:00 2024\n"
+             "Subject: none\n"
+             "\n"
+             "body\n"
+             "From c@d Mon May  1 12:00:00 2024\n"
+             "Subject: not separated by a blank line: same message\n"
+             "\n"
+             "From d@e Mon May  1 12:00:00 2024\n"
+             "Received: from last\n");
+    mailbox_finish(&r);
+    CHECK_INT(g.n, 3);
+    CHECK_INT(g.nreceived[0], 2);
+    CHECK_STR(g.received[0][0], " from x (unknown [192.0.2.1])\tby mx with ESMTP id 1; Wed, 1 May "
+                                "2024 10:00:00 +0000");
+    CHECK_STR(g.received[0][1], " from y by z with SMTP; 1 May 2024 09:00 +0000");
+    CHECK_INT(g.nreceived[1], 0);
+    CHECK_INT(g.nreceived[2], 1);
+    CHECK_STR(g.received[2][0], " from last");
+}
+
+UNIT_TEST(report_maildir_file_is_one_message) {
+    static struct got_messages g;
+    struct mailbox_reader r;
+    memset(&g, 0, sizeof(g));
+    mailbox_init(&r, 0, on_message, &g);
+    feed(&r, "Received: from a\nFrom nobody\nReceived: from b\n  folded\n\nFrom x\n\nFrom y\n");
+    mailbox_finish(&r);
+    CHECK_INT(g.n, 1);
+    CHECK_INT(g.nreceived[0], 2);
+    CHECK_STR(g.received[0][1], " from b  folded");
+}
+
+/* ---- tally ---- */
+
+static void add(struct tally *t, const char *scope, const char *listener, const char *version,
+                const char *country, unsigned long messages, const char *sender) {
+    struct tally_item it = {0};
+    it.key[TALLY_SCOPE] = scope;
+    it.key[TALLY_LISTENER] = listener;
+    it.key[TALLY_VERSION] = version;
+    it.key[TALLY_COUNTRY] = country;
+    it.encrypted = strcmp(version, "none") != 0;
+    it.sessions = 1;
+    it.messages = messages;
+    it.sender = sender;
+    it.sender_len = strlen(sender);
+    CHECK(tally_add(t, &it));
+}
+
+static const struct tally_row *row(const struct tally *t, enum tally_dim d, const char *key) {
+    for (size_t i = 0; i < t->nrows[d]; i++) {
+        if (strcmp(t->rows[d][i].key, key) == 0) {
+            return &t->rows[d][i];
+        }
+    }
+    return NULL;
+}
+
+static char *render(const struct tally *t, const struct tally_report *r, int json) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL) {
+        return NULL;
+    }
+    if (json) {
+        tally_print_json(t, r, f);
+    } else {
+        tally_print_text(t, r, f);
+    }
+    fclose(f);
+    return buf;
+}
+
+UNIT_TEST(report_tally_counts_shares_and_senders) {
+    struct tally t;
+    tally_init(&t);
+    add(&t, "global", "smtp", "TLSv1.3", "DE", 2, "a");
+    add(&t, "global", "smtp", "none", "DE", 1, "a"); /* a: once in plaintext */
+    add(&t, "global", "smtp", "TLSv1.2", "FR", 1, "b");
+    add(&t, "loopback", "submission", "none", "unknown", 3, "c");
+    add(&t, "global", "smtp", "TLSv1.3", "US", 1, "d");
+    const struct tally_row *all = row(&t, TALLY_ALL, "all");
+    CHECK(all != NULL);
+    if (all == NULL) {
+        tally_free(&t);
+        return;
+    }
+    CHECK_INT(all->sessions, 5);
+    CHECK_INT(all->sessions_enc, 3);
+    CHECK_INT(all->messages, 8);
+    CHECK_INT(all->messages_enc, 4);
+    CHECK_INT(all->senders, 4);
+    CHECK_INT(all->senders_enc, 2); /* b and d; a sent once in plaintext */
+    const struct tally_row *g = row(&t, TALLY_SCOPE, "global");
+    CHECK(g != NULL && g->sessions == 4 && g->sessions_enc == 3 && g->senders == 3 &&
+          g->senders_enc == 2);
+    const struct tally_row *v13 = row(&t, TALLY_VERSION, "TLSv1.3");
+    CHECK(v13 != NULL && v13->sessions == 2 && v13->messages == 3 && v13->senders == 2);
+    const struct tally_row *de = row(&t, TALLY_COUNTRY, "DE");
+    CHECK(de != NULL && de->senders == 1 && de->senders_enc == 0);
+
+    size_t n;
+    const struct tally_row **v = tally_rows_sorted(&t, TALLY_VERSION, &n);
+    CHECK_INT(n, 3);
+    if (v != NULL && n == 3) {
+        CHECK_STR(v[0]->key, "TLSv1.3");
+        CHECK_STR(v[1]->key, "TLSv1.2");
+        CHECK_STR(v[2]->key, "none");
+    }
+    free(v);
+    v = tally_rows_sorted(&t, TALLY_COUNTRY, &n);
+    if (v != NULL && n == 4) {
+        CHECK_STR(v[0]->key, "DE");      /* 3 messages, 2 sessions */
+        CHECK_STR(v[1]->key, "unknown"); /* 3 messages, 1 session */
+        CHECK_STR(v[2]->key, "FR");
+        CHECK_STR(v[3]->key, "US");
+    }
+    free(v);
+
+    struct tally_report rep = {0};
+    rep.source = "log";
+    rep.top = 2;
+    char *text = render(&t, &rep, 0);
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK(strstr(text, "\n                          sessions              messages"
+                           "              unique senders\n"
+                           "  all                      60.0% (3/5)           50.0% (4/8)"
+                           "           50.0% (2/4)\n") != NULL);
+        CHECK(strstr(text, "  TLSv1.3                  40.0% (2/5) ") != NULL);
+        CHECK(strstr(text, "  none (plaintext)         40.0% (2/5) ") != NULL);
+        CHECK(strstr(text, "\nby country (top 2)\n  DE    ") != NULL);
+        CHECK(strstr(text, "\n  other (2 countries)     100.0% (2/2) ") != NULL);
+    }
+    free(text);
+    char *js = render(&t, &rep, 1);
+    CHECK(js != NULL);
+    if (js != NULL) {
+        CHECK(strstr(js, "\"total\":{\"key\":\"all\",\"sessions\":{\"encrypted\":3,\"all\":5,"
+                         "\"percent\":60.0},\"messages\":{\"encrypted\":4,\"all\":8,\"percent\":"
+                         "50.0},\"senders\":{\"encrypted\":2,\"all\":4,\"percent\":50.0}}") != NULL);
+        CHECK(strstr(js, "{\"key\":\"TLSv1.3\",\"sessions\":{\"count\":2,\"all\":5,") != NULL);
+        CHECK(strstr(js, "\"other_countries\":{\"key\":\"other\",\"countries\":2,") != NULL);
+    }
+    free(js);
+    tally_free(&t);
+}
+
+UNIT_TEST(report_tally_empty_prints_dashes_and_nulls) {
+    struct tally t;
+    tally_init(&t);
+    struct tally_report rep = {0};
+    rep.source = "mbox";
+    rep.mailbox = 1;
+    char *text = render(&t, &rep, 0);
+    CHECK(text != NULL && strstr(text, "\n  all                     -") != NULL);
+    free(text);
+    char *js = render(&t, &rep, 1);
+    CHECK(js != NULL && strstr(js, "\"messages\":{\"encrypted\":0,\"all\":0,\"percent\":null}") !=
+                            NULL);
+    CHECK(js != NULL && strstr(js, "\"sessions\"") == NULL);
+    free(js);
+    tally_free(&t);
+}
