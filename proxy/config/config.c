@@ -153,6 +153,10 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_GEOIP;
         return 1;
     }
+    if (strcmp(name, "dns") == 0) {
+        p->section = SECTION_DNS;
+        return 1;
+    }
     if ((arg = section_argument(name, "listener")) != NULL) {
         p->section = SECTION_LISTENER;
         return open_listener(p, arg);
@@ -162,7 +166,7 @@ static int open_section(struct parse *p, char *name) {
         return open_certificate(p, arg);
     }
     return config_fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], [geoip], "
-                   "[listener NAME] or [certificate NAME])", name);
+                   "[dns], [listener NAME] or [certificate NAME])", name);
 }
 
 /* parse_line handles one line of the file (modified in place). */
@@ -391,6 +395,7 @@ void config_free(struct config *c) {
     free(c->groups);
     free(c->geoip_country_db);
     free(c->geoip_asn_db);
+    free(c->dns_servers);
     free(c->listeners);
     free(c->backend.address);
     free(c->hostname);

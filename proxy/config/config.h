@@ -10,6 +10,7 @@
  *   [tls]               handshake_timeout, groups
  *   [certificate NAME]  cert, key, names, default (any number)
  *   [geoip]             country_db, asn_db
+ *   [dns]               reverse_lookup, timeout, servers
  *
  * Parsing is separate from everything that acts on the result, so `-t`
  * and reload check a file without touching the running proxy. Every
@@ -126,6 +127,10 @@ struct config {
     char *geoip_country_db; /* NULL: no country lookups */
     char *geoip_asn_db;     /* NULL: no AS lookups */
     int geoip_line;
+    /* [dns]: the client's forward-confirmed name (daemon/dns.h) */
+    int dns_reverse_lookup; /* look it up at all */
+    double dns_timeout;     /* the whole lookup, seconds; XCLIENT waits at most this */
+    char *dns_servers;      /* "host[:port],..." numeric; NULL: the system's resolv.conf */
 };
 
 /* config_parse reads configuration text |text| named |path| (for

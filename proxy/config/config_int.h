@@ -17,6 +17,7 @@ enum section_type {
     SECTION_TLS,
     SECTION_CERTIFICATE,
     SECTION_GEOIP,
+    SECTION_DNS,
 };
 
 /* One parser state: where we are, what to say on error. */

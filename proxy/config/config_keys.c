@@ -8,6 +8,7 @@
  */
 #include "config/config_int.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -279,6 +280,85 @@ static int parse_names(struct parse *p, const char *v, char ***out, size_t *out_
     return ok;
 }
 
+/* dns_server_item checks one "host[:port]" of [dns] servers: an IPv4
+ * address, "[IPv6]" or a bare IPv6 address, each optionally with ":port"
+ * (not the bare IPv6), and appends it to |out| as c-ares reads it
+ * ("a.b.c.d[:port]" or "[v6][:port]"). Numeric only: the resolver
+ * cannot look up its own servers. */
+static int dns_server_item(struct parse *p, const char *item, char *out, size_t outlen) {
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *port = NULL;
+    unsigned char bin[16];
+    int v6;
+    if (item[0] == '[') {
+        const char *close = strchr(item, ']');
+        if (close == NULL || (size_t)(close - item - 1) >= sizeof(host) ||
+            (close[1] != '\0' && close[1] != ':')) {
+            return config_fail(p, "DNS server \"%s\": expected [IPv6] or [IPv6]:port", item);
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(close - item - 1), item + 1);
+        port = close[1] == ':' ? close + 2 : NULL;
+        v6 = 1;
+    } else if (strchr(item, ':') != NULL && strchr(item, ':') != strrchr(item, ':')) {
+        snprintf(host, sizeof(host), "%s", item); /* a bare IPv6 address */
+        v6 = 1;
+    } else {
+        const char *colon = strchr(item, ':');
+        size_t n = colon ? (size_t)(colon - item) : strlen(item);
+        if (n >= sizeof(host)) {
+            return config_fail(p, "DNS server \"%s\" is not a numeric address", item);
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)n, item);
+        port = colon ? colon + 1 : NULL;
+        v6 = 0;
+    }
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1) {
+        return config_fail(p, "DNS server \"%s\" is not a numeric IPv4 or IPv6 address "
+                              "(host[:port], [IPv6]:port)", item);
+    }
+    unsigned long n = 0;
+    if (port != NULL) {
+        char *end;
+        errno = 0;
+        n = strtoul(port, &end, 10);
+        if (!isdigit((unsigned char)port[0]) || *end != '\0' || errno != 0 || n == 0 ||
+            n > 65535) {
+            return config_fail(p, "DNS server \"%s\": the port must be 1 to 65535", item);
+        }
+    }
+    size_t used = strlen(out);
+    char port_text[8] = "";
+    if (port != NULL) {
+        snprintf(port_text, sizeof(port_text), ":%lu", n);
+    }
+    int w = snprintf(out + used, outlen - used, "%s%s%s%s%s", used ? "," : "", v6 ? "[" : "",
+                     host, v6 ? "]" : "", port_text);
+    if (w < 0 || (size_t)w >= outlen - used) {
+        return config_fail(p, "too many DNS servers");
+    }
+    return 1;
+}
+
+/* parse_dns_servers reads "host[:port], ..." (at least one). */
+static int parse_dns_servers(struct parse *p, const char *v, char **out) {
+    char *copy = strdup(v);
+    char list[1024] = "";
+    if (copy == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    int ok = 1;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); ok && tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        ok = dns_server_item(p, config_trim(tok), list, sizeof(list));
+    }
+    free(copy);
+    if (ok && list[0] == '\0') {
+        return config_fail(p, "servers needs at least one address");
+    }
+    return ok && parse_string(p, list, out);
+}
+
 /* parse_choice stores the index of |v| among |names| (NULL-terminated). */
 static int parse_choice(struct parse *p, const char *k, const char *v,
                         const char *const *names, int *out) {
@@ -311,6 +391,7 @@ enum key_type {
     KEY_CHOICE,      /* an enum (int-sized), one of names */
     KEY_TLS_VERSION, /* int, CONFIG_TLS1_x */
     KEY_NAMES,       /* char ** at offset, size_t count at offset2 */
+    KEY_DNS_SERVERS, /* char *, "host[:port],..." normalised */
 };
 
 struct config_key {
@@ -407,12 +488,19 @@ static const struct config_key keys[] = {
      "MaxMind country database; none"},
     {SECTION_GEOIP, "asn_db", KEY_STRING, PROXY(geoip_asn_db), 0, 0, NULL, NULL,
      "MaxMind ASN database; none"},
+    {SECTION_DNS, "reverse_lookup", KEY_BOOL, PROXY(dns_reverse_lookup), 0, 0, NULL, "yes",
+     "the client's forward-confirmed name for Received, XCLIENT NAME and logs"},
+    {SECTION_DNS, "timeout", KEY_DURATION, PROXY(dns_timeout), 0, 0, NULL, "5s",
+     "the whole lookup; XCLIENT waits for it at most this long"},
+    {SECTION_DNS, "servers", KEY_DNS_SERVERS, PROXY(dns_servers), 0, 0, NULL, NULL,
+     "numeric host[:port], comma-separated; the system's resolv.conf"},
 };
 
 static const char *const section_names[] = {
     [SECTION_NONE] = "", [SECTION_PROXY] = "proxy", [SECTION_BACKEND] = "backend",
     [SECTION_LISTENER] = "listener NAME", [SECTION_TLS] = "tls",
     [SECTION_CERTIFICATE] = "certificate NAME", [SECTION_GEOIP] = "geoip",
+    [SECTION_DNS] = "dns",
 };
 
 /* section_base is where the current section's values go. */
@@ -484,6 +572,8 @@ static int set_value(struct parse *p, const struct config_key *k, const char *v)
         return parse_tls_version(p, v, (int *)at);
     case KEY_NAMES:
         return parse_names(p, v, (char ***)at, (size_t *)(base + k->offset2));
+    case KEY_DNS_SERVERS:
+        return parse_dns_servers(p, v, (char **)at);
     }
     return config_fail(p, "internal error: key %s has no parser", k->name);
 }

@@ -325,12 +325,16 @@ static const char *as_org_for_log(char *out, size_t outlen, const char *org) {
 }
 
 void session_summary_log(const struct session_summary *m) {
-    char helo[80], sni[80], org[100];
-    log_info("session=%s event=end client=%s port=%u listener=%s local_port=%u scope=%s "
+    char helo[80], sni[80], org[100], name[DNS_NAME_MAX + 1];
+    log_info("session=%s event=end client=%s port=%u name=%s listener=%s local_port=%u scope=%s "
              "country=%s asn=%lu as_org=\"%s\" helo=%s tls=%s cipher=%s group=%s "
              "sni=%s messages=%u accepted=%u forged_removed=%u errors=%u pregreet=%s "
              "sync_violations=%u bytes_in=%llu bytes_out=%llu result=%s duration=%.3f",
-             m->id, m->client, m->port, m->listener, m->local_port, m->scope,
+             m->id, m->client, m->port,
+             m->client_name[0]
+                 ? log_sanitize(name, sizeof(name), m->client_name, strlen(m->client_name))
+                 : "-",
+             m->listener, m->local_port, m->scope,
              m->country[0] ? m->country : "-", m->asn,
              as_org_for_log(org, sizeof(org), m->as_org),
              m->helo[0] ? log_sanitize(helo, sizeof(helo), m->helo, strlen(m->helo)) : "-",
@@ -348,6 +352,7 @@ static void session_summarize(const struct session *s, struct session_summary *m
     *m = (struct session_summary){
         .id = s->id,
         .client = s->client_ip,
+        .client_name = s->client_name,
         .port = s->client_port,
         .listener = s->listener->name,
         .local_port = s->local_port,
@@ -376,6 +381,10 @@ static void session_summarize(const struct session *s, struct session_summary *m
 static void session_destroy(struct session *s) {
     struct ev_loop *loop = s->host->loop;
     ev_timer_stop(loop, &s->timer);
+    if (s->rdns != NULL) {
+        dns_lookup_cancel(s->rdns); /* it never calls back into |s| */
+        s->rdns = NULL;
+    }
     struct session_summary summary;
     session_summarize(s, &summary);
     session_summary_log(&summary);
@@ -566,6 +575,39 @@ struct session *session_new(struct session_host *host, int fd, const struct net_
     return s;
 }
 
+/* on_reverse_dns takes the answer of the lookup started at accept. */
+static void on_reverse_dns(void *arg, enum dns_status status, const char *name,
+                           const char *reason) {
+    struct session *s = arg;
+    s->rdns = NULL; /* gone with this call */
+    s->rdns_status = status;
+    if (name != NULL) {
+        snprintf(s->client_name, sizeof(s->client_name), "%s", name);
+    }
+    char logged[DNS_NAME_MAX + 1];
+    log_debug("session=%s event=reverse_dns result=%s name=%s reason=%s", s->id,
+              dns_status_name(status),
+              name ? log_sanitize(logged, sizeof(logged), name, strlen(name)) : "-", reason);
+    if (s->xclient_waiting) {
+        backend_name_known(s);
+        session_run(s);
+    }
+}
+
+/* start_reverse_dns looks the client's name up ([dns] reverse_lookup),
+ * in parallel with TLS and the backend connection. */
+static void start_reverse_dns(struct session *s) {
+    s->rdns_status = DNS_NO_NAME;
+    if (!s->cfg->dns_reverse_lookup || s->host->dns == NULL) {
+        return;
+    }
+    s->rdns = dns_reverse_start(s->host->dns, &s->client_addr, s->cfg->dns_servers,
+                                s->cfg->dns_timeout, on_reverse_dns, s);
+    if (s->rdns == NULL) {
+        s->rdns_status = DNS_TEMP_FAIL; /* out of memory: try again later */
+    }
+}
+
 void session_begin(struct session *s) {
     log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
              s->client_ip, s->client_port, s->listener->name, s->local_port);
@@ -576,6 +618,7 @@ void session_begin(struct session *s) {
         session_run(s);
         return;
     }
+    start_reverse_dns(s);
     if (s->cfg->pregreet == PREGREET_REJECT && s->cfg->pregreet_wait > 0) {
         /* Listen before speaking: a client that talks now is refused
          * before the backend ever hears of it. */

@@ -11,12 +11,14 @@
 struct snapshot;
 struct session;
 struct ev_loop;
+struct dns_resolver;
 
 /* What a finished session was, for the log line and, later, metrics.
  * The strings live as long as the call it is passed to. */
 struct session_summary {
     const char *id;
     const char *client;    /* address text */
+    const char *client_name; /* forward-confirmed reverse DNS name; "" when none; raw */
     unsigned port;         /* the client's port */
     const char *listener;
     unsigned local_port;   /* the listener's port the client reached */
@@ -37,11 +39,12 @@ struct session_summary {
 };
 
 /* What a session needs from whoever runs it: a loop, a number for its
- * ids, and a call when it is gone. The session knows nothing else of
- * its host (worker.c embeds one). */
+ * ids, the loop's resolver, and a call when it is gone. The session
+ * knows nothing else of its host (worker.c embeds one). */
 struct session_host {
     struct ev_loop *loop;
     int id;
+    struct dns_resolver *dns; /* daemon/dns.h; NULL: no reverse lookups */
     /* gone is called once, as |s| is freed, with what it was. */
     void (*gone)(struct session_host *host, struct session *s, const struct net_addr *client,
                  const struct session_summary *summary);

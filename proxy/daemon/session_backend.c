@@ -127,6 +127,8 @@ static void write_injected_headers(struct session *s) {
     struct header_facts f = {
         .proxy_hostname = s->cfg->hostname,
         .helo = s->helo[0] ? s->helo : NULL,
+        /* Whatever is known now: a lookup still running counts as none. */
+        .client_name = s->client_name[0] ? s->client_name : NULL,
         .client_addr = s->client_ip,
         .client_is_ipv6 = s->client_is_ipv6,
         .protocol = headers_protocol(s->esmtp, tls, s->authenticated, s->utf8),
@@ -175,8 +177,12 @@ static size_t first_line_length(const struct smtp_reply *r) {
  * and PROTO are left to the client's own EHLO, which the backend sees and
  * which replaces them anyway. */
 static void send_xclient(struct session *s) {
+    const char *name = s->client_name[0]               ? s->client_name
+                       : s->rdns_status == DNS_TEMP_FAIL ? "[TEMPUNAVAIL]"
+                                                        : NULL; /* [UNAVAILABLE] */
     struct xclient_facts f = {
         .client = &s->client_addr,
+        .name = name,
         .local = s->local_addr.len ? &s->local_addr : NULL,
     };
     if (!xclient_command(&f, &s->backend.out)) {
@@ -185,6 +191,27 @@ static void send_xclient(struct session *s) {
         return;
     }
     fifo_push(s, PEND_XCLIENT, NULL, 0);
+}
+
+/* xclient_after_greeting sends XCLIENT, or, while the reverse lookup
+ * runs, leaves it to backend_name_known: NAME= is what lets the backend
+ * judge the client's name (reject_unknown_client_hostname), and the
+ * lookup's deadline ([dns] timeout from accept) bounds the wait. */
+static void xclient_after_greeting(struct session *s) {
+    if (s->rdns != NULL) {
+        log_debug("session=%s event=xclient_waits_for_dns", s->id);
+        s->xclient_waiting = 1;
+        return;
+    }
+    send_xclient(s);
+}
+
+void backend_name_known(struct session *s) {
+    if (s->xclient_waiting && !session_over(s)) {
+        s->xclient_waiting = 0;
+        s->progress++; /* the XCLIENT reply gets a whole timeout */
+        send_xclient(s);
+    }
 }
 
 /* backend_restarted takes the greeting of the backend connection opened
@@ -215,7 +242,7 @@ static int reply_positive(const struct session *s) {
 
 static int on_greeting_reply(struct session *s) {
     if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
-        send_xclient(s);
+        xclient_after_greeting(s);
         return 0;
     }
     if (s->backend_restart) {

@@ -19,6 +19,7 @@
 
 #include "daemon/conn.h"
 #include "protocol/data_scan.h"
+#include "daemon/dns.h"
 #include "daemon/geoip.h"
 #include "protocol/headers.h"
 #include "protocol/scope.h"
@@ -110,6 +111,14 @@ struct session {
     enum addr_scope scope;
     int client_is_ipv6;
     unsigned local_port;
+    /* Reverse DNS (daemon/dns.h), started at accept: |rdns| is the
+     * lookup while it runs. XCLIENT waits for it (xclient_waiting); the
+     * Received header and the log take what is known when they are
+     * written. */
+    struct dns_lookup *rdns;
+    enum dns_status rdns_status;        /* once answered; DNS_NO_NAME when off */
+    unsigned xclient_waiting : 1;       /* the backend greeted; XCLIENT waits for |rdns| */
+    char client_name[DNS_NAME_MAX + 1]; /* forward-confirmed; "" when none */
 
     enum session_state state;
     struct pending fifo[PIPELINE_MAX];
@@ -202,6 +211,8 @@ void connect_backend(struct session *s);
 void backend_connected(struct session *s);
 /* backend_restart ends the backend connection at STARTTLS. */
 void backend_restart(struct session *s);
+/* backend_name_known sends the XCLIENT that waited for the reverse lookup. */
+void backend_name_known(struct session *s);
 
 /* ---- session_client.c: commands, client input, TLS with the client ---- */
 

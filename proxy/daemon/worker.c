@@ -15,6 +15,7 @@
 #include "core/client_table.h"
 #include "protocol/headers.h"
 #include "core/log.h"
+#include "daemon/dns.h"
 #include "daemon/net.h"
 #include "daemon/session.h"
 #include "daemon/snapshot.h"
@@ -229,6 +230,9 @@ static void *worker_main(void *arg) {
 static void worker_free(struct worker *w) {
     free(w->listen_fds);
     free(w->accept_io);
+    /* Every session is gone, and with it every lookup it started. */
+    dns_resolver_free(w->host.dns);
+    w->host.dns = NULL;
     if (w->loop != NULL) {
         ev_loop_destroy(w->loop);
     }
@@ -245,9 +249,12 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     w->host.loop = w->loop;
     w->host.id = id;
     w->host.gone = session_gone;
+    /* The worker's own c-ares channel, on its loop (daemon/dns.h). */
+    w->host.dns = w->loop != NULL ? dns_resolver_new(w->loop) : NULL;
     w->listen_fds = calloc(cfg->nlisteners, sizeof(int));
     w->accept_io = calloc(cfg->nlisteners, sizeof(ev_io));
-    if (w->loop == NULL || w->listen_fds == NULL || w->accept_io == NULL) {
+    if (w->loop == NULL || w->host.dns == NULL || w->listen_fds == NULL ||
+        w->accept_io == NULL) {
         snprintf(err, errlen, "out of memory");
         return 0;
     }

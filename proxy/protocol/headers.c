@@ -77,12 +77,14 @@ static void fold_token(struct folder *f, const char *sep, const char *tok) {
 }
 
 static void write_received(const struct header_facts *h, struct folder *f) {
-    char helo[HEADERS_VALUE_MAX + 1];
-    char tok[HEADERS_VALUE_MAX + 64];
+    char helo[HEADERS_VALUE_MAX + 1], name[HEADERS_VALUE_MAX + 1];
+    char tok[2 * HEADERS_VALUE_MAX + 64];
     headers_sanitize(helo, sizeof(helo), h->helo);
+    /* Postfix's form, "from HELO (NAME [ADDR])"; NULL gives "unknown". */
+    headers_sanitize(name, sizeof(name), h->client_name);
     fold_put(f, "Received: from");
     fold_token(f, " ", helo);
-    snprintf(tok, sizeof(tok), "(unknown [%s%s])", h->client_is_ipv6 ? "IPv6:" : "",
+    snprintf(tok, sizeof(tok), "(%s [%s%s])", name, h->client_is_ipv6 ? "IPv6:" : "",
              h->client_addr);
     fold_token(f, " ", tok);
     fold_put(f, "\r\n\tby ");

@@ -4,9 +4,10 @@
  * protocol names and the RFC 8314 "tls" clause) and one structured status
  * field whose name is configurable (default X-TLS-Status).
  *
- * Everything that came from the client (HELO name, SNI) is sanitised
- * here: printable ASCII without comment or separator characters, bounded,
- * so no value can break the header syntax or inject a line.
+ * Everything that came from the client (HELO name, SNI) or from its DNS
+ * (its name) is sanitised here: printable ASCII without comment or
+ * separator characters, bounded, so no value can break the header syntax
+ * or inject a line.
  */
 #ifndef SMTP_TLS_PROXY_HEADERS_H
 #define SMTP_TLS_PROXY_HEADERS_H
@@ -27,6 +28,8 @@
 struct header_facts {
     const char *proxy_hostname; /* "by" */
     const char *helo;           /* client's HELO/EHLO argument, or NULL */
+    const char *client_name;    /* forward-confirmed reverse DNS name, or NULL:
+                                   "unknown", as Postfix writes it */
     const char *client_addr;    /* textual address, no brackets */
     int client_is_ipv6;
     const char *protocol;       /* headers_protocol() */

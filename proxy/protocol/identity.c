@@ -130,11 +130,7 @@ static void line_endpoint(struct line *l, const char *addr_attr, const char *por
     line_str(l, port);
 }
 
-/* xclient_name_ok accepts what Postfix's valid_hostname() accepts:
- * labels of 1..63 letters, digits, '-' or '_', no hyphen at either end
- * of a label, no empty label or trailing dot, at most 255 octets, and
- * not all digits and dots (an address). */
-static int xclient_name_ok(const char *name) {
+int xclient_name_valid(const char *name) {
     size_t n = strlen(name), label = 0;
     int non_numeric = 0;
     if (n == 0 || n > XCLIENT_VALUE_MAX) {
@@ -189,7 +185,7 @@ static int xclient_head(const struct xclient_facts *f, struct line *head) {
     line_str(head, "XCLIENT NAME=");
     if (f->name != NULL && strcasecmp(f->name, "[TEMPUNAVAIL]") == 0) {
         line_str(head, "[TEMPUNAVAIL]"); /* as XCLIENT_README writes it */
-    } else if (f->name != NULL && xclient_name_ok(f->name)) {
+    } else if (f->name != NULL && xclient_name_valid(f->name)) {
         line_xtext(head, f->name);
     } else {
         line_str(head, "[UNAVAILABLE]");

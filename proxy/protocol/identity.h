@@ -71,6 +71,13 @@ struct xclient_facts {
     const struct net_addr *local;  /* DESTADDR/DESTPORT; NULL or non-IP: omit */
 };
 
+/* xclient_name_valid accepts what Postfix's valid_hostname() accepts:
+ * labels of 1..63 letters, digits, '-' or '_', no hyphen at either end
+ * of a label, no empty label or trailing dot, at most 255 octets, and
+ * not all digits and dots (an address). The reverse lookup
+ * (daemon/dns.c) keeps no other name. */
+int xclient_name_valid(const char *name);
+
 /* xclient_command appends one "XCLIENT ...\r\n" line describing |f| to
  * |out|, attributes in the order NAME ADDR PORT PROTO HELO LOGIN DESTADDR
  * DESTPORT, values xtext-encoded.

@@ -534,6 +534,44 @@ UNIT_TEST(config_bad_pregreet_and_short_line_limits_name_their_line) {
                 3, "mail_line_max", __LINE__);
 }
 
+UNIT_TEST(config_dns_defaults_look_names_up_with_the_system_resolver) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->dns_reverse_lookup, 1);
+        CHECK(c->dns_timeout == 5.0);
+        CHECK(c->dns_servers == NULL);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_dns_section_sets_lookup_timeout_and_servers) {
+    struct config *c;
+    check_ok(BASE "[dns]\nreverse_lookup = no\ntimeout = 1500ms\n"
+                  "servers = 127.0.0.1:5353 , 192.0.2.53, [::1]:53, 2001:db8::53, [2001:db8::1]\n",
+             &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->dns_reverse_lookup, 0);
+        CHECK(c->dns_timeout == 1.5);
+        CHECK_STR(c->dns_servers, "127.0.0.1:5353,192.0.2.53,[::1]:53,[2001:db8::53],[2001:db8::1]");
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_dns_servers_are_numeric_with_valid_ports) {
+    check_error(BASE "[dns]\nservers = dns.example\n", 11, "numeric", __LINE__);
+    check_error(BASE "[dns]\nservers = 127.0.0.1:0\n", 11, "port", __LINE__);
+    check_error(BASE "[dns]\nservers = 127.0.0.1:65536\n", 11, "port", __LINE__);
+    check_error(BASE "[dns]\nservers = 127.0.0.1:53x\n", 11, "port", __LINE__);
+    check_error(BASE "[dns]\nservers = [::1\n", 11, "IPv6", __LINE__);
+    check_error(BASE "[dns]\nservers = [127.0.0.1]:53\n", 11, "numeric", __LINE__);
+    check_error(BASE "[dns]\nservers = 127.0.0.1,\t,\n", 11, NULL, __LINE__);
+    check_error(BASE "[dns]\nservers = ,\n", 11, "at least one", __LINE__);
+    check_error(BASE "[dns]\ntimeout = 0\n", 11, "duration", __LINE__);
+    check_error(BASE "[dns]\nreverse_lookup = maybe\n", 11, "yes or no", __LINE__);
+    check_error(BASE "[dns]\nnameserver = 127.0.0.1\n", 11, "[dns]", __LINE__);
+}
+
 UNIT_TEST(config_every_key_in_the_table_is_documented_in_example_conf) {
     /* example.conf documents every key: the table (--keys) and the file
      * must name the same keys, section by section. */

@@ -382,6 +382,61 @@ UNIT_TEST(headers_missing_helo_is_unknown) {
     free(s);
 }
 
+UNIT_TEST(headers_missing_client_name_is_unknown_as_postfix_writes_it) {
+    struct header_facts f = plain_facts();
+    f.client_name = NULL;
+    size_t len;
+    char *s = write_text(&f, &len);
+    CHECK(strncmp(s, "Received: from client.example (unknown [203.0.113.7])\r\n", 55) == 0);
+    free(s);
+}
+
+UNIT_TEST(headers_confirmed_client_name_goes_before_the_address) {
+    struct header_facts f = plain_facts();
+    f.client_name = "mail.client.example";
+    size_t len;
+    char *s = write_text(&f, &len);
+    CHECK_MEM(s, len,
+              "Received: from client.example (mail.client.example [203.0.113.7])\r\n"
+              "\tby mx.example.test (smtp-tls-proxy) with ESMTP id a1b2c3.1;\r\n"
+              "\tSun, 22 Nov 2026 10:00:00 +0000\r\n"
+              "X-TLS-Status: tls=none; listener=smtp; port=25; mode=none; "
+              "client=203.0.113.7\r\n");
+    check_syntax(s, len, "X-TLS-Status", __LINE__);
+    free(s);
+}
+
+UNIT_TEST(headers_ipv6_client_name_and_address_literal) {
+    struct header_facts f = plain_facts();
+    f.client_addr = "2001:db8::25";
+    f.client_is_ipv6 = 1;
+    f.client_name = "v6.client.example";
+    size_t len;
+    char *s = write_text(&f, &len);
+    CHECK(strstr(s, "(v6.client.example [IPv6:2001:db8::25])") != NULL);
+    check_syntax(s, len, "X-TLS-Status", __LINE__);
+    free(s);
+}
+
+UNIT_TEST(headers_hostile_client_name_is_sanitised_like_the_helo) {
+    /* dns.c keeps only valid host names; the header does not rely on it. */
+    struct header_facts f = plain_facts();
+    f.client_name = "x) [6.6.6.6])\r\nX-Injected: 1 (";
+    size_t len;
+    char *s = write_text(&f, &len);
+    CHECK(strstr(s, "(x__[6.6.6.6]___X-Injected:_1__ [203.0.113.7])") != NULL);
+    CHECK(strstr(s, "\nX-Injected") == NULL);
+    size_t open = 0, close = 0;
+    for (size_t i = 0; i < len; i++) {
+        open += s[i] == '(';
+        close += s[i] == ')';
+    }
+    CHECK_INT(open, 2);
+    CHECK_INT(close, 2);
+    check_syntax(s, len, "X-TLS-Status", __LINE__);
+    free(s);
+}
+
 UNIT_TEST(headers_ipv6_client_is_an_ipv6_address_literal) {
     struct header_facts f = plain_facts();
     f.client_addr = "::1";
@@ -401,21 +456,27 @@ static char *repeat(char c, size_t n) {
     return s;
 }
 
-UNIT_TEST(headers_long_helo_and_sni_fold_with_tab_and_stay_under_998) {
+UNIT_TEST(headers_long_helo_name_and_sni_fold_with_tab_and_stay_under_998) {
     char *helo = repeat('h', 255);
     char *sni = repeat('s', 255);
+    char *name = repeat('n', 255);
     struct header_facts f = tls_facts();
     f.helo = helo;
     f.sni = sni;
+    f.client_name = name;
+    f.client_addr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+    f.client_is_ipv6 = 1;
     size_t len;
     char *s = write_text(&f, &len);
     check_syntax(s, len, "X-TLS-Status", __LINE__);
     CHECK(strstr(s, helo) != NULL);
     CHECK(strstr(s, sni) != NULL);
+    CHECK(strstr(s, name) != NULL);
     CHECK(len <= HEADERS_RESERVE);
     free(s);
     free(helo);
     free(sni);
+    free(name);
 }
 
 UNIT_TEST(headers_maximal_inputs_fit_in_headers_reserve) {

@@ -179,6 +179,29 @@ UNIT_TEST(identity_xclient_ipv4_line_has_all_attributes_in_order) {
     buffer_free(&b);
 }
 
+UNIT_TEST(identity_xclient_name_valid_is_postfix_valid_hostname) {
+    /* What the reverse lookup keeps (daemon/dns.c) and NAME= carries. */
+    CHECK(xclient_name_valid("mail.client.example"));
+    CHECK(xclient_name_valid("a_b-c.example"));
+    CHECK(xclient_name_valid("3com.example"));
+    CHECK(!xclient_name_valid(""));
+    CHECK(!xclient_name_valid("192.0.2.1"));  /* an address posing as a name */
+    CHECK(!xclient_name_valid("a..example"));
+    CHECK(!xclient_name_valid("example."));
+    CHECK(!xclient_name_valid("-a.example"));
+    CHECK(!xclient_name_valid("a b.example"));
+    CHECK(!xclient_name_valid("a\\.example"));
+}
+
+UNIT_TEST(identity_xclient_temporary_name_failure_is_tempunavail) {
+    struct net_addr client = ip("192.0.2.10", 40001);
+    struct xclient_facts f = {.client = &client, .name = "[TEMPUNAVAIL]"};
+    struct buffer b = {0};
+    CHECK(xclient_command(&f, &b));
+    CHECK_MEM(buffer_head(&b), b.len, "XCLIENT NAME=[TEMPUNAVAIL] ADDR=192.0.2.10 PORT=40001\r\n");
+    buffer_free(&b);
+}
+
 UNIT_TEST(identity_xclient_ipv6_addresses_carry_the_ipv6_prefix) {
     struct net_addr client = ip("2001:db8::1", 40006), local = ip("2001:db8::25", 587);
     struct xclient_facts f = {.client = &client, .helo = "v6.client.example",
