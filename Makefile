@@ -26,19 +26,19 @@ PYTHON  ?= /usr/bin/python3
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
 CPPFLAGS_ALL := -D_GNU_SOURCE -isystem $(SSL_INC) $(CPPFLAGS)
-LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lcares -lz -lpthread
+LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lcares -lmicrohttpd -lz -lpthread
 
 # The layers (ARCHITECTURE.md): core <- protocol <- config <- tls <- daemon.
 # report (core, protocol) is the report subcommand, linked into the daemon.
 # Sources include headers by layer ("core/buffer.h") from proxy/; Bazel
 # enforces the layering, make just builds it.
-LAYERS   := core protocol config tls report daemon
+LAYERS   := core protocol config tls obs report daemon
 GEN      := proxy/config/default_config.c
 SRC      := $(filter-out $(GEN),$(foreach l,$(LAYERS),$(wildcard proxy/$(l)/*.c))) $(GEN)
 BIN      := proxy/smtp-tls-proxy
 # Everything but the daemon is pure and unit-tested without sockets (tls.c
 # needs certificates and a handshake: the integration tests cover it).
-PURE     := $(filter proxy/core/% proxy/protocol/% proxy/config/% proxy/report/%,$(SRC))
+PURE     := $(filter proxy/core/% proxy/protocol/% proxy/config/% proxy/obs/metrics.c proxy/report/%,$(SRC))
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -157,6 +157,10 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_DNS;
         return 1;
     }
+    if (strcmp(name, "metrics") == 0) {
+        p->section = SECTION_METRICS;
+        return 1;
+    }
     if ((arg = section_argument(name, "listener")) != NULL) {
         p->section = SECTION_LISTENER;
         return open_listener(p, arg);
@@ -165,7 +169,7 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_CERTIFICATE;
         return open_certificate(p, arg);
     }
-    return config_fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], [geoip], "
+    return config_fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], [geoip], [metrics], "
                    "[dns], [listener NAME] or [certificate NAME])", name);
 }
 
@@ -395,6 +399,7 @@ void config_free(struct config *c) {
     free(c->groups);
     free(c->geoip_country_db);
     free(c->geoip_asn_db);
+    free(c->metrics_address);
     free(c->dns_servers);
     free(c->listeners);
     free(c->backend.address);

@@ -127,6 +127,8 @@ struct config {
     char *geoip_country_db; /* NULL: no country lookups */
     char *geoip_asn_db;     /* NULL: no AS lookups */
     int geoip_line;
+    char *metrics_address;  /* [metrics] address, as written; NULL: no endpoint */
+    struct net_addr metrics_addr;
     /* [dns]: the client's forward-confirmed name (daemon/dns.h) */
     int dns_reverse_lookup; /* look it up at all */
     double dns_timeout;     /* the whole lookup, seconds; XCLIENT waits at most this */

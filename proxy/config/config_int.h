@@ -17,6 +17,7 @@ enum section_type {
     SECTION_TLS,
     SECTION_CERTIFICATE,
     SECTION_GEOIP,
+    SECTION_METRICS,
     SECTION_DNS,
 };
 

@@ -488,6 +488,8 @@ static const struct config_key keys[] = {
      "MaxMind country database; none"},
     {SECTION_GEOIP, "asn_db", KEY_STRING, PROXY(geoip_asn_db), 0, 0, NULL, NULL,
      "MaxMind ASN database; none"},
+    {SECTION_METRICS, "address", KEY_ADDRESS, PROXY(metrics_addr), PROXY(metrics_address), 0,
+     NULL, NULL, "host:port serving /metrics and /healthz over HTTP; none"},
     {SECTION_DNS, "reverse_lookup", KEY_BOOL, PROXY(dns_reverse_lookup), 0, 0, NULL, "yes",
      "the client's forward-confirmed name for Received, XCLIENT NAME and logs"},
     {SECTION_DNS, "timeout", KEY_DURATION, PROXY(dns_timeout), 0, 0, NULL, "5s",
@@ -500,6 +502,7 @@ static const char *const section_names[] = {
     [SECTION_NONE] = "", [SECTION_PROXY] = "proxy", [SECTION_BACKEND] = "backend",
     [SECTION_LISTENER] = "listener NAME", [SECTION_TLS] = "tls",
     [SECTION_CERTIFICATE] = "certificate NAME", [SECTION_GEOIP] = "geoip",
+    [SECTION_METRICS] = "metrics",
     [SECTION_DNS] = "dns",
 };
 

@@ -22,6 +22,9 @@
 #include "core/log.h"
 #include "daemon/snapshot.h"
 #include "daemon/worker.h"
+#include "obs/http.h"
+#include "obs/metrics.h"
+#include "tls/tls.h"
 #include "report/report.h"
 
 #ifndef OPENSSL_IS_BORINGSSL
@@ -117,6 +120,22 @@ static int same_listeners(const struct config *a, const struct config *b) {
 }
 
 static const char *config_path;
+static struct metrics *metrics;  /* the counters, one shard per worker */
+static struct obs_http *http;    /* [metrics] endpoint, or NULL */
+
+/* publish_certificates tells the metrics which certificates |snap| serves. */
+static void publish_certificates(const struct snapshot *snap) {
+    struct tls_cert_info info[64];
+    size_t n = tls_store_certificates(snap->tls, info, sizeof(info) / sizeof(info[0]));
+    const char *names[64], *types[64];
+    double not_after[64];
+    for (size_t i = 0; i < n; i++) {
+        names[i] = info[i].name;
+        types[i] = info[i].key_type;
+        not_after[i] = info[i].not_after;
+    }
+    metrics_set_certificates(metrics, n, names, types, not_after);
+}
 
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)loop;
@@ -126,6 +145,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     struct snapshot *next = build_snapshot(config_path, err, sizeof(err));
     if (next == NULL) {
         log_error("event=reload result=failed reason=\"%s\"", err);
+        metrics_reload(metrics, 0, 0);
         return;
     }
     struct snapshot *cur = snapshot_acquire();
@@ -134,18 +154,53 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     if (!same) {
         log_error("event=reload result=failed reason=\"listeners changed; restart to apply\"");
         snapshot_release(next);
+        metrics_reload(metrics, 0, 0);
         return;
     }
     log_set_level((enum log_level)next->cfg->log_level);
     log_set_format((enum log_format)next->cfg->log_format);
+    publish_certificates(next);
     snapshot_publish(next);
+    metrics_reload(metrics, 1, ev_time());
     log_info("event=reload result=ok generation=%u", next->generation);
 }
 
 static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)revents;
     log_info("event=stopping signal=%d", w->signum);
+    obs_http_set_draining(http); /* /healthz says 503 from now on */
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* start_metrics makes the counters and, with [metrics] address, starts
+ * the HTTP endpoint (its own thread; nothing it does waits on a worker). */
+static int start_metrics(const struct snapshot *snap, int nworkers, char *err, size_t errlen) {
+    const struct config *cfg = snap->cfg;
+    const char **names = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(char *));
+    for (size_t i = 0; names != NULL && i < cfg->nlisteners; i++) {
+        names[i] = cfg->listeners[i].name;
+    }
+    metrics = names != NULL ? metrics_new(cfg->nlisteners, names, nworkers) : NULL;
+    free(names);
+    if (metrics == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    char tls_library[128];
+    snprintf(tls_library, sizeof(tls_library), "%s (BoringSSL API %d)",
+             OpenSSL_version(OPENSSL_VERSION), BORINGSSL_API_VERSION);
+    metrics_set_build(metrics, PROXY_VERSION, tls_library);
+    metrics_reload(metrics, 1, ev_time());
+    publish_certificates(snap);
+    workers_set_metrics(metrics);
+    if (cfg->metrics_address == NULL) {
+        return 1;
+    }
+    http = obs_http_start(&cfg->metrics_addr, metrics, err, errlen);
+    if (http != NULL) {
+        log_info("event=metrics_listening address=%s", cfg->metrics_address);
+    }
+    return http != NULL;
 }
 
 /* raise_fd_limit lifts the soft descriptor limit to the hard one: each
@@ -225,6 +280,10 @@ int main(int argc, char **argv) {
     sigaddset(&handled, SIGHUP);
     sigaddset(&handled, SIGTERM);
     sigaddset(&handled, SIGINT);
+    if (!start_metrics(snap, nworkers, err, sizeof(err))) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        return 1;
+    }
     pthread_sigmask(SIG_BLOCK, &handled, &previous);
     struct worker *workers = workers_start(nworkers, err, sizeof(err));
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
@@ -245,6 +304,8 @@ int main(int argc, char **argv) {
     ev_run(loop, 0);
 
     workers_stop(workers, nworkers);
+    obs_http_stop(http);
+    metrics_free(metrics);
     snapshot_clear();
     log_info("event=stopped");
     return 0;

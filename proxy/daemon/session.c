@@ -174,6 +174,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     } else if (s->state == STATE_GREET_WAIT) {
         connect_backend(s); /* the client kept quiet */
     } else if (waiting_for_backend(s)) {
+        metrics_backend_error(s->host->metrics, MB_TIMEOUT);
         log_warning("session=%s event=backend_timeout state=%s", s->id,
                     session_state_name(s->state));
         session_fail(s, "4.4.2", "Mail backend did not answer in time, try again later",
@@ -237,6 +238,7 @@ static void check_end(struct session *s) {
         /* Replies already complete were relayed above; anything still
          * owed is lost, and a message in flight was not accepted. */
         log_info("session=%s event=backend_closed state=%s", s->id, session_state_name(s->state));
+        metrics_backend_error(s->host->metrics, MB_CLOSED);
         session_fail(s, "4.4.2", "Mail backend closed the connection, try again later",
                      "backend_closed");
         return;
@@ -355,8 +357,10 @@ static void session_summarize(const struct session *s, struct session_summary *m
         .client_name = s->client_name,
         .port = s->client_port,
         .listener = s->listener->name,
+        .listener_index = (size_t)(s->listener - s->cfg->listeners),
         .local_port = s->local_port,
         .scope = addr_scope_name(s->scope),
+        .scope_id = s->scope,
         .country = s->geo.country,
         .asn = s->geo.asn,
         .as_org = s->geo.as_org,
@@ -378,9 +382,26 @@ static void session_summarize(const struct session *s, struct session_summary *m
     };
 }
 
+size_t session_listener_index(const struct session *s) {
+    return (size_t)(s->listener - s->cfg->listeners);
+}
+
+void session_count_message(struct session *s, enum metrics_result result) {
+    enum metrics_tls tls = s->tls == CLIENT_TLS_ON ? metrics_tls_of(s->tls_version) : MT_NONE;
+    metrics_message(s->host->metrics, session_listener_index(s), tls, s->scope, result,
+                    s->message_bytes);
+    if (s->geo.country[0] != '\0') {
+        metrics_country(s->host->metrics, s->geo.country, tls);
+    }
+    s->message_open = 0;
+}
+
 static void session_destroy(struct session *s) {
     struct ev_loop *loop = s->host->loop;
     ev_timer_stop(loop, &s->timer);
+    if (s->message_open) {
+        session_count_message(s, MR_ABORTED); /* never acknowledged */
+    }
     if (s->rdns != NULL) {
         dns_lookup_cancel(s->rdns); /* it never calls back into |s| */
         s->rdns = NULL;

@@ -7,10 +7,12 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "protocol/scope.h"
 
 struct snapshot;
 struct session;
 struct ev_loop;
+struct metrics_shard;
 struct dns_resolver;
 
 /* What a finished session was, for the log line and, later, metrics.
@@ -21,8 +23,10 @@ struct session_summary {
     const char *client_name; /* forward-confirmed reverse DNS name; "" when none; raw */
     unsigned port;         /* the client's port */
     const char *listener;
+    size_t listener_index; /* in the configuration, for per-listener counters */
     unsigned local_port;   /* the listener's port the client reached */
     const char *scope;     /* addr_scope_name */
+    enum addr_scope scope_id;
     const char *country;   /* "" when unknown */
     unsigned long asn;     /* 0 when unknown */
     const char *as_org;    /* "" when unknown; raw */
@@ -44,6 +48,7 @@ struct session_summary {
 struct session_host {
     struct ev_loop *loop;
     int id;
+    struct metrics_shard *metrics; /* obs/metrics.h: this host's counters */
     struct dns_resolver *dns; /* daemon/dns.h; NULL: no reverse lookups */
     /* gone is called once, as |s| is freed, with what it was. */
     void (*gone)(struct session_host *host, struct session *s, const struct net_addr *client,

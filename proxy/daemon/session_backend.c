@@ -294,6 +294,9 @@ static int on_ehlo_reply(struct session *s) {
         session_fail(s, "4.3.0", "Out of memory, try again later", "out_of_memory");
         return 0;
     }
+    if (policy.offer_starttls) {
+        metrics_starttls(s->host->metrics, session_listener_index(s), MS_OFFERED);
+    }
     return 1;
 }
 
@@ -326,6 +329,8 @@ static int on_reset_reply(struct session *s) {
 static int on_data_reply(struct session *s) {
     if (s->reply.code == 354) {
         s->messages_started++;
+        s->message_open = 1;
+        s->message_bytes = 0;
         write_injected_headers(s);
         data_scan_init(&s->scan, s->cfg->status_header);
         session_set_state(s, STATE_DATA);
@@ -340,6 +345,7 @@ static int on_dot_reply(struct session *s) {
     if (reply_positive(s)) {
         s->messages_accepted++;
     }
+    session_count_message(s, reply_positive(s) ? MR_ACCEPTED : MR_REJECTED);
     s->in_transaction = 0; /* whatever the reply, this message is over */
     log_info("session=%s event=message number=%u code=%d", s->id, s->messages_started,
              s->reply.code);
@@ -407,6 +413,7 @@ static void on_reply(struct session *s) {
             session_set_state(s, STATE_CLOSING);
             return;
         }
+        metrics_backend_error(s->host->metrics, MB_PROTOCOL);
         log_warning("session=%s event=backend_protocol_error reason=unsolicited_reply code=%d",
                     s->id, s->reply.code);
         session_fail(s, "4.3.0", "Mail backend protocol error, try again later",
@@ -453,6 +460,7 @@ void process_backend_input(struct session *s) {
         }
         if (st == REPLY_BAD) {
             log_warning("session=%s event=backend_protocol_error reason=bad_reply", s->id);
+            metrics_backend_error(s->host->metrics, MB_PROTOCOL);
             session_fail(s, "4.3.0", "Mail backend protocol error, try again later",
                          "backend_protocol_error");
             return;
@@ -466,6 +474,7 @@ void process_backend_input(struct session *s) {
 void backend_connected(struct session *s) {
     int err = net_connect_result(s->backend.fd);
     if (err != 0) {
+        metrics_backend_error(s->host->metrics, MB_CONNECT);
         log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
                     s->cfg->backend.address, strerror(err));
         session_fail(s, "4.4.1", "Mail backend unavailable, try again later",
@@ -503,6 +512,7 @@ void connect_backend(struct session *s) {
     session_set_state(s, STATE_CONNECTING);
     int bfd = net_connect(&s->cfg->backend.addr);
     if (bfd < 0) {
+        metrics_backend_error(s->host->metrics, MB_CONNECT);
         log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
                     s->cfg->backend.address, strerror(errno));
         session_fail(s, "4.4.1", "Mail backend unavailable, try again later",

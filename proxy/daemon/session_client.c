@@ -35,6 +35,7 @@ static size_t client_line_limit(const struct session *s, enum smtp_verb verb);
 void starttls_begin(struct session *s) {
     if (s->client.in.len > 0) {
         s->injected_bytes += s->client.in.len;
+        metrics_refusal(s->host->metrics, MRF_STARTTLS_INJECTION);
         log_warning("session=%s event=starttls_injection client=%s bytes=%zu", s->id,
                     s->client_ip, s->client.in.len);
         buffer_free(&s->client.in);
@@ -189,6 +190,7 @@ static void act_bdat(struct session *s, const struct smtp_cmd *cmd, const char *
     (void)len;
     /* CHUNKING is never offered (the chunk would bypass the scanner), but
      * a client that sends BDAT anyway is followed by its chunk. */
+    metrics_refusal(s->host->metrics, MRF_BDAT);
     refuse_command(s, cmd, "502 5.5.1 BDAT is not supported: CHUNKING is not offered\r\n");
 }
 
@@ -235,6 +237,7 @@ static void act_refuse_identity(struct session *s, const struct smtp_cmd *cmd,
     (void)len;
     /* The backend trusts XCLIENT/XFORWARD from the proxy's address; a
      * client must never reach them, or it could claim any identity. */
+    metrics_refusal(s->host->metrics, MRF_XCLIENT);
     reply_local(s, cmd->verb == VERB_XCLIENT
                        ? "550 5.7.0 XCLIENT is not accepted from clients\r\n"
                        : "550 5.7.0 XFORWARD is not accepted from clients\r\n",
@@ -339,6 +342,7 @@ static int sync_violation(struct session *s, enum smtp_verb verb) {
         return 0;
     }
     s->result = "sync_violation";
+    metrics_refusal(s->host->metrics, MRF_SYNC_VIOLATION);
     reply_local(s, "554 5.5.1 Error: command sent before the previous reply; closing\r\n", 1);
     return 1;
 }
@@ -351,6 +355,7 @@ static int sync_violation(struct session *s, enum smtp_verb verb) {
  * nothing of it reaches the backend, and no resynchronising guess is
  * made about where the next command starts. */
 static void line_too_long(struct session *s, size_t limit) {
+    metrics_refusal(s->host->metrics, MRF_LINE_TOO_LONG);
     log_info("session=%s event=line_too_long limit=%zu", s->id, limit);
     s->result = "line_too_long";
     reply_local(s, "500 5.5.2 Line too long; closing\r\n", 1);
@@ -361,6 +366,7 @@ static int process_command_line(struct session *s) {
     struct buffer *in = &s->client.in;
     if (s->cfg->max_errors > 0 && s->errors >= s->cfg->max_errors) {
         /* Postfix's smtpd_hard_error_limit, for what only the proxy sees. */
+        metrics_refusal(s->host->metrics, MRF_TOO_MANY_ERRORS);
         log_info("session=%s event=too_many_errors client=%s errors=%u", s->id, s->client_ip,
                  s->errors);
         s->result = "too_many_errors";
@@ -434,6 +440,7 @@ static int process_data(struct session *s) {
         data_scan_feed(&s->scan, buffer_head(in), in->len, &s->backend.out, &used);
     buffer_consume(in, used);
     s->data_since_progress += used;
+    s->message_bytes += used;
     if (s->data_since_progress >= DATA_PROGRESS_BYTES) {
         s->data_since_progress = 0;
         s->progress++;
@@ -542,7 +549,10 @@ static void tls_established(struct session *s) {
     log_info("session=%s event=tls mode=%s version=%s cipher=%s group=%s sni=%s", s->id,
              s->tls_mode, s->tls_version, s->tls_cipher, s->tls_group[0] ? s->tls_group : "-",
              s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-");
+    metrics_handshake(s->host->metrics, session_listener_index(s),
+                      metrics_tls_of(s->tls_version), s->tls_group);
     if (s->backend_restart) {
+        metrics_starttls(s->host->metrics, session_listener_index(s), MS_USED);
         connect_backend(s); /* its greeting is swallowed: backend_restarted */
     }
 }
@@ -554,6 +564,8 @@ void tls_failed(struct session *s, const char *reason) {
     log_info("session=%s event=tls_handshake_failed client=%s listener=%s mode=%s reason=%s",
              s->id, s->client_ip, s->listener->name, s->tls_mode, reason);
     s->result = "tls_handshake_failed";
+    metrics_handshake_failure(s->host->metrics, session_listener_index(s),
+                              metrics_fail_of(reason));
     session_close_backend(s);
     s->client_error = 1; /* nothing more may be written to it */
     session_set_state(s, STATE_DEAD);
@@ -622,6 +634,7 @@ void pregreet_check(struct session *s) {
              s->cfg->hostname);
     to_client_str(s, line);
     s->result = "pregreet";
+    metrics_refusal(s->host->metrics, MRF_PREGREET);
     s->input_closed = 1;
     buffer_free(&s->client.in);
     session_close_backend(s);

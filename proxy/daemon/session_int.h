@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "daemon/conn.h"
+#include "obs/metrics.h"
 #include "protocol/data_scan.h"
 #include "daemon/dns.h"
 #include "daemon/geoip.h"
@@ -152,6 +153,8 @@ struct session {
     unsigned sync_violations;         /* commands sent before their turn */
     char too_many_errors[HEADERS_VALUE_MAX + 64];
     char shutdown_reply[HEADERS_VALUE_MAX + 64];
+    unsigned message_open : 1;        /* 354 seen, the dot's reply not yet */
+    unsigned long long message_bytes; /* of the open message, from the client */
 
     enum client_tls tls;
     const char *tls_mode;             /* "none", "starttls", "implicit" */
@@ -190,6 +193,10 @@ void to_client_str(struct session *s, const char *p);
 void session_close_backend(struct session *s);
 /* session_fail ends the session with "421 <enh> <host> <text>". */
 void session_fail(struct session *s, const char *enh, const char *text, const char *result);
+/* session_listener_index is the listener's index in the configuration. */
+size_t session_listener_index(const struct session *s);
+/* session_count_message counts the open message with |result|. */
+void session_count_message(struct session *s, enum metrics_result result);
 /* session_run feeds the machine to a fixed point; may free |s|. */
 void session_run(struct session *s);
 void on_backend_io(struct ev_loop *loop, ev_io *w, int revents);

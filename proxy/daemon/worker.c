@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/client_table.h"
+#include "obs/metrics.h"
 #include "protocol/headers.h"
 #include "core/log.h"
 #include "daemon/dns.h"
@@ -21,6 +22,13 @@
 #include "daemon/snapshot.h"
 
 atomic_uint sessions_live;
+
+/* The counters; one shard per worker (workers_set_metrics). */
+static struct metrics *worker_metrics;
+
+void workers_set_metrics(struct metrics *m) {
+    worker_metrics = m;
+}
 
 /* Live sessions per client address, all workers together. */
 static struct client_table *per_client;
@@ -110,6 +118,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             atomic_fetch_sub(&sessions_live, 1);
             log_warning("event=refused reason=max_connections limit=%u",
                         snap->cfg->max_connections);
+            metrics_refusal(w->host.metrics, MRF_MAX_CONNECTIONS);
             refuse(fd, snap->cfg->hostname,
                    snap->cfg->listeners[index].tls == TLS_MODE_IMPLICIT);
             snapshot_release(snap);
@@ -121,6 +130,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             net_addr_format(&peer, ip, sizeof(ip), NULL);
             log_warning("event=refused reason=max_per_client client=%s limit=%u", ip,
                         snap->cfg->max_per_client);
+            metrics_refusal(w->host.metrics, MRF_MAX_PER_CLIENT);
             refuse(fd, snap->cfg->hostname,
                    snap->cfg->listeners[index].tls == TLS_MODE_IMPLICIT);
             snapshot_release(snap);
@@ -133,6 +143,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             continue;
         }
         /* The worker's own bookkeeping, undone in session_gone. */
+        metrics_active(w->host.metrics, index, 1);
         session_link(s, &w->sessions);
         w->nsessions++;
         w->sessions_started++;
@@ -146,8 +157,10 @@ _Static_assert(offsetof(struct worker, host) == 0, "session_gone casts the host 
  * on_accept counted. */
 static void session_gone(struct session_host *host, struct session *s,
                          const struct net_addr *client, const struct session_summary *summary) {
-    (void)summary;
     struct worker *w = (struct worker *)host; /* host is the first member */
+    metrics_active(host->metrics, summary->listener_index, -1);
+    metrics_connection(host->metrics, summary->listener_index,
+                       metrics_tls_of(summary->tls_version), summary->scope_id);
     client_table_leave(per_client, client);
     session_unlink(s, &w->sessions);
     w->nsessions--;
@@ -249,6 +262,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     w->host.loop = w->loop;
     w->host.id = id;
     w->host.gone = session_gone;
+    w->host.metrics = metrics_shard(worker_metrics, id);
     /* The worker's own c-ares channel, on its loop (daemon/dns.h). */
     w->host.dns = w->loop != NULL ? dns_resolver_new(w->loop) : NULL;
     w->listen_fds = calloc(cfg->nlisteners, sizeof(int));

@@ -33,6 +33,12 @@ struct worker {
     double shutdown_grace;
 };
 
+struct metrics;
+
+/* workers_set_metrics gives the workers their counters (one shard per
+ * worker, so at least as many as workers); before workers_start. */
+void workers_set_metrics(struct metrics *m);
+
 /* workers_start opens a listening socket for every listener of the
  * current snapshot, creates |n| workers that all accept from them, and
  * starts their threads.

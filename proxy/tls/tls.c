@@ -35,6 +35,7 @@ struct tls_cert {
     EVP_PKEY *key;
     enum sni_key key_type;
     enum ecdsa_curve curve; /* ECDSA keys */
+    double not_after;       /* the leaf's notAfter, seconds since 1970 */
 };
 
 struct tls_store {
@@ -238,6 +239,16 @@ static int add_cert_names(struct load *l, struct tls_store *s, size_t index, X50
     return 1;
 }
 
+/* not_after_of is the certificate's notAfter as seconds since 1970 (0
+ * when it cannot be read). */
+static double not_after_of(X509 *leaf) {
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    int days = 0, seconds = 0;
+    int ok = epoch != NULL && ASN1_TIME_diff(&days, &seconds, epoch, X509_get0_notAfter(leaf));
+    ASN1_TIME_free(epoch);
+    return ok ? (double)days * 86400.0 + seconds : 0;
+}
+
 static void warn_if_expired(const struct cert_config *cc, X509 *leaf) {
     if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
         log_warning("event=certificate_expired certificate=%s file=%s: served anyway; "
@@ -252,9 +263,21 @@ static int load_certificate(struct load *l, struct tls_store *s, size_t index) {
              add_cert_names(l, s, index, leaf);
     if (ok) {
         warn_if_expired(c->cfg, leaf);
+        c->not_after = not_after_of(leaf);
     }
     X509_free(leaf);
     return ok;
+}
+
+size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *out,
+                              size_t max) {
+    size_t n = 0;
+    for (; s != NULL && n < s->ncerts && n < max; n++) {
+        out[n].name = s->certs[n].cfg->name;
+        out[n].key_type = s->certs[n].key_type == SNI_KEY_ECDSA ? "ecdsa" : "rsa";
+        out[n].not_after = s->certs[n].not_after;
+    }
+    return n;
 }
 
 /* ---- choosing a certificate ---- */

@@ -47,4 +47,16 @@ SSL *tls_new_server(const struct tls_store *store, size_t index, int fd);
  * error queue, or |fallback|) into |out| and clears the queue. */
 void tls_describe_error(char *out, size_t outlen, const char *fallback);
 
+/* What the metrics say of a loaded certificate. */
+struct tls_cert_info {
+    const char *name;     /* [certificate NAME]; lives as long as the store */
+    const char *key_type; /* "ecdsa" or "rsa" */
+    double not_after;     /* seconds since 1970 */
+};
+
+/* tls_store_certificates fills up to |max| entries of |out|; returns how
+ * many. */
+size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *out,
+                              size_t max);
+
 #endif
