@@ -240,11 +240,9 @@ static int reply_positive(const struct session *s) {
  * ends the session, and the proxy's own replies queued behind it go
  * out), 0 when it has already decided what comes next. */
 
-static int on_greeting_reply(struct session *s) {
-    if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
-        xclient_after_greeting(s);
-        return 0;
-    }
+/* greeting_received takes the greeting the client is to see: relayed,
+ * or swallowed on the backend connection opened after STARTTLS. */
+static int greeting_received(struct session *s) {
     if (s->backend_restart) {
         backend_restarted(s);
         return 0;
@@ -253,6 +251,14 @@ static int on_greeting_reply(struct session *s) {
     s->greeted = 1;
     session_set_state(s, STATE_COMMAND);
     return 1;
+}
+
+static int on_greeting_reply(struct session *s) {
+    if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
+        xclient_after_greeting(s);
+        return 0;
+    }
+    return greeting_received(s);
 }
 
 static int on_xclient_reply(struct session *s) {
@@ -267,14 +273,7 @@ static int on_xclient_reply(struct session *s) {
     }
     /* XCLIENT restarts the backend's session: its new 220 is the
      * greeting the client sees (XCLIENT_README). */
-    if (s->backend_restart) {
-        backend_restarted(s);
-        return 0;
-    }
-    relay_reply(s);
-    s->greeted = 1;
-    session_set_state(s, STATE_COMMAND);
-    return 1;
+    return greeting_received(s);
 }
 
 static int on_ehlo_reply(struct session *s) {
