@@ -6,6 +6,9 @@
  *   session_client.c   the command table, client input, TLS with the client
  *   session_backend.c  the FIFO of expected replies and what each backend
  *                      reply does, header injection, XCLIENT/PROXY
+ *   session_tls.c      TLS with the client: start, handshake, outcome
+ *   session_summary.c  the summary of a finished session, its log line,
+ *                      the per-message counters
  *
  * The state machine is one enum and one mutator (session_set_state); the
  * commands are one table (command_table); the pending replies are one
@@ -193,6 +196,10 @@ void to_client_str(struct session *s, const char *p);
 void session_close_backend(struct session *s);
 /* session_fail ends the session with "421 <enh> <host> <text>". */
 void session_fail(struct session *s, const char *enh, const char *text, const char *result);
+/* ---- session_summary.c: the summary, the end line, message counters ---- */
+
+/* session_summarize describes |s| as it ends (strings borrowed from |s|). */
+void session_summarize(const struct session *s, struct session_summary *m);
 /* session_listener_index is the listener's index in the configuration. */
 size_t session_listener_index(const struct session *s);
 /* session_count_message counts the open message with |result|. */
@@ -231,6 +238,8 @@ void accept_helo(struct session *s, int esmtp);
 void starttls_begin(struct session *s);
 /* pregreet_check notices a client that talked before its greeting. */
 void pregreet_check(struct session *s);
+/* ---- session_tls.c: TLS with the client ---- */
+
 int start_client_tls(struct session *s, const char *mode);
 void client_handshake(struct session *s);
 void tls_failed(struct session *s, const char *reason);

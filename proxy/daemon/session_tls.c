@@ -1,0 +1,95 @@
+/*
+ * session_tls.c - TLS with the client: starting it (after STARTTLS's 220,
+ * or at once on implicit-TLS listeners), driving the handshake, and what
+ * a success or a failure means for the session (ARCHITECTURE.md §5.3).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/session_int.h"
+
+#include "core/log.h"
+#include "daemon/snapshot.h"
+#include "tls/tls.h"
+
+/* ---- TLS with the client ---- */
+
+static void tls_established(struct session *s) {
+    SSL *ssl = s->client.ssl;
+    s->tls = CLIENT_TLS_ON;
+    s->progress++;
+    snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(ssl));
+    const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+    snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s",
+             cipher ? SSL_CIPHER_standard_name(cipher) : "unknown");
+    const char *group = SSL_get_curve_name(SSL_get_curve_id(ssl));
+    snprintf(s->tls_group, sizeof(s->tls_group), "%s", group ? group : "");
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
+    char sni_log[80];
+    log_info("session=%s event=tls mode=%s version=%s cipher=%s group=%s sni=%s", s->id,
+             s->tls_mode, s->tls_version, s->tls_cipher, s->tls_group[0] ? s->tls_group : "-",
+             s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-");
+    metrics_handshake(s->host->metrics, session_listener_index(s),
+                      metrics_tls_of(s->tls_version), s->tls_group);
+    if (s->backend_restart) {
+        metrics_starttls(s->host->metrics, session_listener_index(s), MS_USED);
+        connect_backend(s); /* its greeting is swallowed: backend_restarted */
+    }
+}
+
+/* tls_failed ends a session whose handshake failed. Nothing is said in
+ * plaintext (the client is speaking TLS) and there is no fallback to
+ * plaintext on this connection. */
+void tls_failed(struct session *s, const char *reason) {
+    log_info("session=%s event=tls_handshake_failed client=%s listener=%s mode=%s reason=%s",
+             s->id, s->client_ip, s->listener->name, s->tls_mode, reason);
+    s->result = "tls_handshake_failed";
+    metrics_handshake_failure(s->host->metrics, session_listener_index(s),
+                              metrics_fail_of(reason));
+    session_close_backend(s);
+    s->client_error = 1; /* nothing more may be written to it */
+    session_set_state(s, STATE_DEAD);
+}
+
+void client_handshake(struct session *s) {
+    switch (conn_handshake(&s->client)) {
+    case CONN_IO_OK:
+        tls_established(s);
+        break;
+    case CONN_IO_AGAIN:
+        break;
+    case CONN_IO_EOF: {
+        char reason[128];
+        tls_describe_error(reason, sizeof(reason), "client_closed_connection");
+        tls_failed(s, reason);
+        break;
+    }
+    case CONN_IO_ERROR: {
+        char reason[128];
+        tls_describe_error(reason, sizeof(reason), "connection_error");
+        tls_failed(s, reason);
+        break;
+    }
+    }
+}
+
+/* start_client_tls switches the client connection to TLS (after the 220
+ * for STARTTLS, at once for implicit TLS). */
+int start_client_tls(struct session *s, const char *mode) {
+    s->client.ssl = tls_new_server(s->snap->tls, (size_t)(s->listener - s->cfg->listeners),
+                                   s->client.fd);
+    if (s->client.ssl == NULL) {
+        log_error("session=%s event=tls_setup_failed", s->id);
+        return 0;
+    }
+    s->tls_mode = mode;
+    s->tls = CLIENT_TLS_HANDSHAKE;
+    s->progress++;
+    /* A deadline, not an idle timer: a client dripping its handshake a
+     * byte at a time must not hold the connection. */
+    s->tls_deadline = ev_now(s->host->loop) + s->cfg->handshake_timeout;
+    s->starttls_ready = 0;
+    s->starttls_queued = 0;
+    return 1;
+}
