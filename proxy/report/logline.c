@@ -69,6 +69,85 @@ static int jput(struct jreader *r, unsigned char c) {
     return 1;
 }
 
+/* junicode decodes the \uXXXX escape at r->i (a surrogate pair taken
+ * whole): the bytes before the last go to the scratch buffer, the last
+ * to *c. */
+static int junicode(struct jreader *r, unsigned char *c) {
+    unsigned u;
+    if (r->i + 4 > r->n || !hex4(r->s + r->i, &u)) {
+        return 0;
+    }
+    r->i += 4;
+    if (u >= 0xd800 && u <= 0xdbff) {
+        unsigned lo;
+        if (r->i + 6 > r->n || r->s[r->i] != '\\' || r->s[r->i + 1] != 'u' ||
+            !hex4(r->s + r->i + 2, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+            return 0;
+        }
+        r->i += 6;
+        u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+    } else if (u >= 0xdc00 && u <= 0xdfff) {
+        return 0;
+    }
+    if (u < 0x100) { /* one byte: the inverse of log_json_escape */
+        *c = (unsigned char)u;
+        return 1;
+    }
+    if (u < 0x800) {
+        if (!jput(r, (unsigned char)(0xc0 | (u >> 6)))) {
+            return 0;
+        }
+    } else if (u < 0x10000) {
+        if (!jput(r, (unsigned char)(0xe0 | (u >> 12))) ||
+            !jput(r, (unsigned char)(0x80 | ((u >> 6) & 0x3f)))) {
+            return 0;
+        }
+    } else {
+        if (!jput(r, (unsigned char)(0xf0 | (u >> 18))) ||
+            !jput(r, (unsigned char)(0x80 | ((u >> 12) & 0x3f))) ||
+            !jput(r, (unsigned char)(0x80 | ((u >> 6) & 0x3f)))) {
+            return 0;
+        }
+    }
+    *c = (unsigned char)(0x80 | (u & 0x3f));
+    return 1;
+}
+
+/* jescape decodes the escape after a backslash at r->i; the byte to
+ * store (the last, for a multi-byte \u) goes to *c. */
+static int jescape(struct jreader *r, unsigned char *c) {
+    if (r->i >= r->n) {
+        return 0;
+    }
+    char e = r->s[r->i++];
+    switch (e) {
+    case '"':
+    case '\\':
+    case '/':
+        *c = (unsigned char)e;
+        return 1;
+    case 'b':
+        *c = '\b';
+        return 1;
+    case 'f':
+        *c = '\f';
+        return 1;
+    case 'n':
+        *c = '\n';
+        return 1;
+    case 'r':
+        *c = '\r';
+        return 1;
+    case 't':
+        *c = '\t';
+        return 1;
+    case 'u':
+        return junicode(r, c);
+    default:
+        return 0;
+    }
+}
+
 /* jstring decodes the string at r->i into the scratch buffer. */
 static int jstring(struct jreader *r, const char **out, size_t *len) {
     if (r->i >= r->n || r->s[r->i] != '"') {
@@ -81,77 +160,7 @@ static int jstring(struct jreader *r, const char **out, size_t *len) {
         if (c < 0x20) {
             return 0;
         }
-        if (c != '\\') {
-            if (!jput(r, c)) {
-                return 0;
-            }
-            continue;
-        }
-        if (r->i >= r->n) {
-            return 0;
-        }
-        char e = r->s[r->i++];
-        unsigned u;
-        switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-            c = (unsigned char)e;
-            break;
-        case 'b':
-            c = '\b';
-            break;
-        case 'f':
-            c = '\f';
-            break;
-        case 'n':
-            c = '\n';
-            break;
-        case 'r':
-            c = '\r';
-            break;
-        case 't':
-            c = '\t';
-            break;
-        case 'u':
-            if (r->i + 4 > r->n || !hex4(r->s + r->i, &u)) {
-                return 0;
-            }
-            r->i += 4;
-            if (u >= 0xd800 && u <= 0xdbff) {
-                unsigned lo;
-                if (r->i + 6 > r->n || r->s[r->i] != '\\' || r->s[r->i + 1] != 'u' ||
-                    !hex4(r->s + r->i + 2, &lo) || lo < 0xdc00 || lo > 0xdfff) {
-                    return 0;
-                }
-                r->i += 6;
-                u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-            } else if (u >= 0xdc00 && u <= 0xdfff) {
-                return 0;
-            }
-            if (u < 0x100) { /* one byte: the inverse of log_json_escape */
-                c = (unsigned char)u;
-                break;
-            }
-            if (u < 0x800) {
-                if (!jput(r, (unsigned char)(0xc0 | (u >> 6)))) {
-                    return 0;
-                }
-            } else if (u < 0x10000) {
-                if (!jput(r, (unsigned char)(0xe0 | (u >> 12))) ||
-                    !jput(r, (unsigned char)(0x80 | ((u >> 6) & 0x3f)))) {
-                    return 0;
-                }
-            } else {
-                if (!jput(r, (unsigned char)(0xf0 | (u >> 18))) ||
-                    !jput(r, (unsigned char)(0x80 | ((u >> 12) & 0x3f))) ||
-                    !jput(r, (unsigned char)(0x80 | ((u >> 6) & 0x3f)))) {
-                    return 0;
-                }
-            }
-            c = (unsigned char)(0x80 | (u & 0x3f));
-            break;
-        default:
+        if (c == '\\' && !jescape(r, &c)) {
             return 0;
         }
         if (!jput(r, c)) {

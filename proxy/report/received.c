@@ -328,12 +328,123 @@ static int protocol_kind(const char *p) {
     return 0;
 }
 
+/* The state of received_parse as it walks the clauses. */
+struct parse_state {
+    struct received_info *out;
+    struct evidence ev;
+    enum clause cur;
+    int need_value, from_comment_seen, has_helo, tls_clause;
+    char from_word[256], from_literal[64];
+};
+
+static void on_comment(struct parse_state *st, const struct tok *t) {
+    if (st->cur == C_FROM && !st->need_value && !st->from_comment_seen) {
+        st->from_comment_seen = 1;
+        tcp_info(t->p, t->n, st->out, &st->has_helo);
+    } else {
+        scan_comment(t->p, t->n, &st->ev);
+    }
+}
+
+static void on_literal(struct parse_state *st, const struct tok *t) {
+    if (st->need_value && st->cur == C_FROM) {
+        copy(st->from_literal, sizeof(st->from_literal), t->p, t->n);
+    }
+    st->need_value = 0;
+}
+
+/* on_value keeps the word after a clause keyword. */
+static void on_value(struct parse_state *st, const struct tok *t) {
+    struct received_info *out = st->out;
+    switch (st->cur) {
+    case C_FROM:
+        copy(st->from_word, sizeof(st->from_word), t->p, t->n);
+        break;
+    case C_BY:
+        copy(out->by, sizeof(out->by), t->p, t->n);
+        break;
+    case C_WITH:
+        copy(out->protocol, sizeof(out->protocol), t->p, t->n);
+        break;
+    case C_TLS:
+        st->tls_clause = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_word(struct parse_state *st, const struct tok *t) {
+    struct received_info *out = st->out;
+    enum clause kw = keyword(t);
+    if (kw != C_NONE && !st->need_value) {
+        st->cur = kw;
+        st->need_value = 1;
+        if (kw == C_FROM) {
+            st->from_comment_seen = 0;
+        }
+        return;
+    }
+    if (st->need_value) {
+        st->need_value = 0;
+        on_value(st, t);
+        return;
+    }
+    /* "with Microsoft SMTP Server": the protocol is three words. */
+    if (st->cur == C_WITH && strcasecmp(out->protocol, "Microsoft") == 0 &&
+        word_is(t->p, t->n, "SMTP")) {
+        snprintf(out->protocol, sizeof(out->protocol), "Microsoft SMTP");
+    } else if (st->cur == C_WITH && strcasecmp(out->protocol, "Microsoft SMTP") == 0 &&
+               word_is(t->p, t->n, "Server")) {
+        snprintf(out->protocol, sizeof(out->protocol), "Microsoft SMTP Server");
+    }
+}
+
+/* settle_who: HELO from the clause (or Exim's helo=), the address from
+ * the comment or the literal. */
+static void settle_who(struct parse_state *st) {
+    struct received_info *out = st->out;
+    char *from_word = st->from_word, *from_literal = st->from_literal;
+    if (st->has_helo) {
+        if (from_word[0] != '\0' && !ip_text(from_word, strlen(from_word), from_literal,
+                                             sizeof(st->from_literal))) {
+            set_name(out->name, sizeof(out->name), from_word, strlen(from_word));
+        }
+    } else if (from_word[0] != '\0') {
+        snprintf(out->helo, sizeof(out->helo), "%s", from_word);
+    } else if (from_literal[0] != '\0') {
+        snprintf(out->helo, sizeof(out->helo), "[%s]", from_literal);
+    }
+    if (out->ip[0] == '\0' && from_literal[0] != '\0') {
+        ip_text(from_literal, strlen(from_literal), out->ip, sizeof(out->ip));
+    }
+}
+
+static void classify(const struct parse_state *st) {
+    struct received_info *out = st->out;
+    int kind = out->protocol[0] ? protocol_kind(out->protocol) : 0;
+    int tls = st->ev.tls || st->tls_clause || kind == 2;
+    int plain = kind == 1;
+    if (tls && plain) {
+        out->tls = RECEIVED_UNCLASSIFIED;
+        out->why = "states TLS and a plaintext protocol";
+    } else if (tls) {
+        out->tls = RECEIVED_TLS;
+        snprintf(out->version, sizeof(out->version), "%s", st->ev.version);
+    } else if (plain || kind == 3) {
+        out->tls = RECEIVED_PLAIN;
+    } else {
+        out->tls = RECEIVED_UNCLASSIFIED;
+        out->why = out->protocol[0] ? "unknown protocol" : "no protocol and no TLS statement";
+    }
+}
+
 void received_parse(const char *s, size_t n, struct received_info *out) {
     memset(out, 0, sizeof(*out));
-    struct evidence ev = {0};
-    enum clause cur = C_NONE;
-    int need_value = 0, from_comment_seen = 0, has_helo = 0, tls_clause = 0;
-    char from_word[256] = "", from_literal[64] = "";
+    struct parse_state st;
+    memset(&st, 0, sizeof(st));
+    st.out = out;
+    st.cur = C_NONE;
     size_t i = 0;
     for (;;) {
         struct tok t = next_tok(s, n, &i);
@@ -345,89 +456,15 @@ void received_parse(const char *s, size_t n, struct received_info *out) {
             break;
         }
         if (t.kind == TOK_COMMENT) {
-            if (cur == C_FROM && !need_value && !from_comment_seen) {
-                from_comment_seen = 1;
-                tcp_info(t.p, t.n, out, &has_helo);
-            } else {
-                scan_comment(t.p, t.n, &ev);
-            }
-            continue;
-        }
-        if (t.kind == TOK_LITERAL) {
-            if (need_value && cur == C_FROM) {
-                copy(from_literal, sizeof(from_literal), t.p, t.n);
-            }
-            need_value = 0;
-            continue;
-        }
-        enum clause kw = keyword(&t);
-        if (kw != C_NONE && !need_value) {
-            cur = kw;
-            need_value = 1;
-            if (kw == C_FROM) {
-                from_comment_seen = 0;
-            }
-            continue;
-        }
-        if (need_value) {
-            need_value = 0;
-            switch (cur) {
-            case C_FROM:
-                copy(from_word, sizeof(from_word), t.p, t.n);
-                break;
-            case C_BY:
-                copy(out->by, sizeof(out->by), t.p, t.n);
-                break;
-            case C_WITH:
-                copy(out->protocol, sizeof(out->protocol), t.p, t.n);
-                break;
-            case C_TLS:
-                tls_clause = 1;
-                break;
-            default:
-                break;
-            }
-            continue;
-        }
-        /* "with Microsoft SMTP Server": the protocol is three words. */
-        if (cur == C_WITH && strcasecmp(out->protocol, "Microsoft") == 0 &&
-            word_is(t.p, t.n, "SMTP")) {
-            snprintf(out->protocol, sizeof(out->protocol), "Microsoft SMTP");
-        } else if (cur == C_WITH && strcasecmp(out->protocol, "Microsoft SMTP") == 0 &&
-                   word_is(t.p, t.n, "Server")) {
-            snprintf(out->protocol, sizeof(out->protocol), "Microsoft SMTP Server");
+            on_comment(&st, &t);
+        } else if (t.kind == TOK_LITERAL) {
+            on_literal(&st, &t);
+        } else {
+            on_word(&st, &t);
         }
     }
-    /* Who: HELO from the clause (or Exim's helo=), the address from the
-     * comment or the literal. */
-    if (has_helo) {
-        if (from_word[0] != '\0' && !ip_text(from_word, strlen(from_word), from_literal,
-                                             sizeof(from_literal))) {
-            set_name(out->name, sizeof(out->name), from_word, strlen(from_word));
-        }
-    } else if (from_word[0] != '\0') {
-        snprintf(out->helo, sizeof(out->helo), "%s", from_word);
-    } else if (from_literal[0] != '\0') {
-        snprintf(out->helo, sizeof(out->helo), "[%s]", from_literal);
-    }
-    if (out->ip[0] == '\0' && from_literal[0] != '\0') {
-        ip_text(from_literal, strlen(from_literal), out->ip, sizeof(out->ip));
-    }
-    int kind = out->protocol[0] ? protocol_kind(out->protocol) : 0;
-    int tls = ev.tls || tls_clause || kind == 2;
-    int plain = kind == 1;
-    if (tls && plain) {
-        out->tls = RECEIVED_UNCLASSIFIED;
-        out->why = "states TLS and a plaintext protocol";
-    } else if (tls) {
-        out->tls = RECEIVED_TLS;
-        snprintf(out->version, sizeof(out->version), "%s", ev.version);
-    } else if (plain || kind == 3) {
-        out->tls = RECEIVED_PLAIN;
-    } else {
-        out->tls = RECEIVED_UNCLASSIFIED;
-        out->why = out->protocol[0] ? "unknown protocol" : "no protocol and no TLS statement";
-    }
+    settle_who(&st);
+    classify(&st);
 }
 
 int received_by_is(const struct received_info *r, const char *host) {

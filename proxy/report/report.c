@@ -312,106 +312,136 @@ static int usage(FILE *err, const char *why, const char *arg) {
     return 2;
 }
 
+/* What the command line asks for, besides what struct run keeps. */
+struct opts {
+    int json;
+    enum source src;
+    const char **inputs;
+    size_t ninputs;
+};
+
+/* parse_args returns 0, a usage error's code, or ARGS_HELP when -h or
+ * --help printed the usage. */
+enum { ARGS_HELP = -1 };
+
+static int time_option(struct run *r, const char *a, const char *v) {
+    long long ms;
+    if (!when_parse_iso8601(v, strlen(v), &ms)) {
+        return usage(r->err, "not an ISO 8601 time:", v);
+    }
+    if (a[2] == 's') {
+        r->since = ms;
+        r->has_since = 1;
+        r->rep.since = v;
+    } else {
+        r->until = ms;
+        r->has_until = 1;
+        r->rep.until = v;
+    }
+    return 0;
+}
+
+static int top_option(struct run *r, const char *v) {
+    char *end;
+    errno = 0;
+    unsigned long top = strtoul(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || top > 100000) {
+        return usage(r->err, "--top wants a count, not", v);
+    }
+    r->rep.top = (unsigned)top;
+    return 0;
+}
+
+static int mailbox_option(struct run *r, struct opts *o, const char *a, const char *v) {
+    enum source want = a[4] == 'o' ? SRC_MBOX : SRC_MAILDIR;
+    if (o->src != SRC_LOG && o->src != want) {
+        return usage(r->err, "use either --mbox or --maildir, not both:", a);
+    }
+    o->src = want;
+    o->inputs[o->ninputs++] = v;
+    return 0;
+}
+
+static int parse_args(struct run *r, struct opts *o, int argc, char **argv, FILE *out) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_arg = i + 1 < argc;
+        int code = 0;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, out);
+            return ARGS_HELP;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+        } else if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) && has_arg) {
+            code = time_option(r, a, argv[++i]);
+        } else if (strcmp(a, "--top") == 0 && has_arg) {
+            code = top_option(r, argv[++i]);
+        } else if ((strcmp(a, "--mbox") == 0 || strcmp(a, "--maildir") == 0) && has_arg) {
+            code = mailbox_option(r, o, a, argv[++i]);
+        } else if (strcmp(a, "--by") == 0 && has_arg) {
+            r->by = argv[++i];
+        } else if (a[0] == '-' && a[1] != '\0') {
+            code = usage(r->err, "unknown or incomplete option", a);
+        } else if (o->src != SRC_LOG) {
+            code = usage(r->err, "log files and --mbox/--maildir do not mix:", a);
+        } else {
+            o->inputs[o->ninputs++] = a;
+        }
+        if (code != 0) {
+            return code;
+        }
+    }
+    if (o->src == SRC_LOG && r->by != NULL) {
+        return usage(r->err, "--by needs --mbox or --maildir:", r->by);
+    }
+    return 0;
+}
+
+/* read_all reads the inputs (standard input when none) into the tally. */
+static void read_all(struct run *r, const struct opts *o) {
+    enum source src = o->src;
+    tally_init(&r->tally);
+    r->rep.mailbox = src != SRC_LOG;
+    r->rep.source = src == SRC_LOG ? "log" : src == SRC_MBOX ? "mbox" : "maildir";
+    r->rep.by = r->by;
+    r->rep.inputs = o->inputs;
+    r->rep.ninputs = o->ninputs;
+    if (o->ninputs == 0) {
+        read_input(r, "-", src, src == SRC_MBOX);
+    }
+    for (size_t i = 0; i < o->ninputs; i++) {
+        if (src == SRC_MAILDIR) {
+            read_maildir(r, o->inputs[i]);
+        } else {
+            read_input(r, o->inputs[i], src, src == SRC_MBOX);
+        }
+    }
+}
+
 int report_run(int argc, char **argv, FILE *out, FILE *err) {
     struct run r;
     memset(&r, 0, sizeof(r));
     r.err = err;
     r.rep.top = 10;
-    int json = 0;
-    enum source src = SRC_LOG;
-    const char **inputs = calloc((size_t)argc + 1, sizeof(*inputs));
-    if (inputs == NULL) {
+    struct opts o = {0, SRC_LOG, NULL, 0};
+    o.inputs = calloc((size_t)argc + 1, sizeof(*o.inputs));
+    if (o.inputs == NULL) {
         fprintf(err, "smtp-tls-proxy report: out of memory\n");
         return 1;
     }
-    size_t ninputs = 0;
-    int code = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_arg = i + 1 < argc;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, out);
-            free(inputs);
-            return 0;
-        } else if (strcmp(a, "--json") == 0) {
-            json = 1;
-        } else if ((strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) && has_arg) {
-            const char *v = argv[++i];
-            long long ms;
-            if (!when_parse_iso8601(v, strlen(v), &ms)) {
-                code = usage(err, "not an ISO 8601 time:", v);
-                break;
-            }
-            if (a[2] == 's') {
-                r.since = ms;
-                r.has_since = 1;
-                r.rep.since = v;
-            } else {
-                r.until = ms;
-                r.has_until = 1;
-                r.rep.until = v;
-            }
-        } else if (strcmp(a, "--top") == 0 && has_arg) {
-            const char *v = argv[++i];
-            char *end;
-            errno = 0;
-            unsigned long top = strtoul(v, &end, 10);
-            if (*v < '0' || *v > '9' || *end != '\0' || errno != 0 || top > 100000) {
-                code = usage(err, "--top wants a count, not", v);
-                break;
-            }
-            r.rep.top = (unsigned)top;
-        } else if ((strcmp(a, "--mbox") == 0 || strcmp(a, "--maildir") == 0) && has_arg) {
-            enum source want = a[4] == 'o' ? SRC_MBOX : SRC_MAILDIR;
-            if (src != SRC_LOG && src != want) {
-                code = usage(err, "use either --mbox or --maildir, not both:", a);
-                break;
-            }
-            src = want;
-            inputs[ninputs++] = argv[++i];
-        } else if (strcmp(a, "--by") == 0 && has_arg) {
-            r.by = argv[++i];
-        } else if (a[0] == '-' && a[1] != '\0') {
-            code = usage(err, "unknown or incomplete option", a);
-            break;
-        } else {
-            if (src != SRC_LOG) {
-                code = usage(err, "log files and --mbox/--maildir do not mix:", a);
-                break;
-            }
-            inputs[ninputs++] = a;
-        }
-    }
-    if (code == 0 && src == SRC_LOG && r.by != NULL) {
-        code = usage(err, "--by needs --mbox or --maildir:", r.by);
-    }
+    int code = parse_args(&r, &o, argc, argv, out);
     if (code != 0) {
-        free(inputs);
-        return code;
+        free(o.inputs);
+        return code == ARGS_HELP ? 0 : code;
     }
-    tally_init(&r.tally);
-    r.rep.mailbox = src != SRC_LOG;
-    r.rep.source = src == SRC_LOG ? "log" : src == SRC_MBOX ? "mbox" : "maildir";
-    r.rep.by = r.by;
-    r.rep.inputs = inputs;
-    r.rep.ninputs = ninputs;
-    if (ninputs == 0) {
-        read_input(&r, "-", src, src == SRC_MBOX);
-    }
-    for (size_t i = 0; i < ninputs; i++) {
-        if (src == SRC_MAILDIR) {
-            read_maildir(&r, inputs[i]);
-        } else {
-            read_input(&r, inputs[i], src, src == SRC_MBOX);
-        }
-    }
-    if (json) {
+    read_all(&r, &o);
+    if (o.json) {
         tally_print_json(&r.tally, &r.rep, out);
     } else {
         tally_print_text(&r.tally, &r.rep, out);
     }
     tally_free(&r.tally);
-    free(inputs);
+    free(o.inputs);
     return r.failed ? 1 : 0;
 }
 
