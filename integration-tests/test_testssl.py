@@ -204,8 +204,11 @@ class TestsslScanTest(unittest.TestCase):
             ids = self.by_id(name)
             self.assertIn("scanTime", ids, "%s: scan incomplete:\n%s"
                           % (name, self.outputs[name]))
+            # engine_problem says the scanning openssl has no engine (GOST)
+            # support: a fact about the scanner's machine, not the listener.
             problems = [f for f in self.findings[name]
-                        if f["severity"] in SCAN_PROBLEM_SEVERITIES or f["id"] == "scanProblem"]
+                        if (f["severity"] in SCAN_PROBLEM_SEVERITIES or f["id"] == "scanProblem")
+                        and f["id"] != "engine_problem"]
             self.assertEqual(problems, [], name)
         print("\n  testssl: 3 listeners scanned in parallel in %.0f s" % self.seconds)
 
