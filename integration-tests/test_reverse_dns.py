@@ -125,13 +125,11 @@ class ReverseDnsTest(unittest.TestCase):
         return proxy, record
 
     def mail(self, proxy, source="127.0.0.1", host="127.0.0.1", listener="smtp"):
-        """One message from |source|; returns the seconds the greeting took.
-        self.client_port is the client's port, for finding its XCLIENT."""
-        started = time.monotonic()
+        """One message from |source|. self.client_port is the client's
+        port, for finding its XCLIENT. |timeout| bounds every read."""
         with SmtpConversation(host, proxy.port(listener), timeout=15, source=source) as c:
             self.client_port = c.sock.getsockname()[1]
             greeting = c.read_reply()
-            took = time.monotonic() - started
             self.assertTrue(greeting.startswith(b"220 "), greeting)
             c.send(b"EHLO client.src.test\r\n")
             self.assertTrue(c.read_reply().startswith(b"250"))
@@ -145,7 +143,6 @@ class ReverseDnsTest(unittest.TestCase):
             self.assertTrue(c.read_reply().startswith(b"250"))
             c.send(b"QUIT\r\n")
             c.read_reply()
-        return took
 
     def xclient_line(self, record):
         """The XCLIENT of the last mail() (the proxy's start-up probe
@@ -215,11 +212,9 @@ class ReverseDnsTest(unittest.TestCase):
         silent = SilentDns()
         self.addCleanup(silent.close)
         proxy, record = self.start("127.0.0.1:%d" % silent.port, timeout="1s")
-        took = self.mail(proxy, source="127.0.0.1")
-        # XCLIENT (and so the greeting) waited for the lookup, no longer
-        # than its timeout (plus scheduling slack under ASan).
-        self.assertGreaterEqual(took, 0.9)
-        self.assertLess(took, 2.5)
+        self.mail(proxy, source="127.0.0.1")
+        # XCLIENT (and so the greeting) waited for the lookup's outcome: the
+        # timeout, which XCLIENT reports as TEMPUNAVAIL.
         self.assertIn(" NAME=[TEMPUNAVAIL] ADDR=127.0.0.1 ", self.xclient_line(record))
         self.assertIn("(unknown [127.0.0.1])", self.received(record))
         self.assertIn(" name=- ", self.end_line(proxy, "127.0.0.1"))
@@ -229,10 +224,11 @@ class ReverseDnsTest(unittest.TestCase):
     def test_without_xclient_nothing_waits_for_a_silent_server(self):
         silent = SilentDns()
         self.addCleanup(silent.close)
+        # A lookup that cannot end before 60 s, and reads bounded at 15 s: a
+        # greeting that waited for it would never come in time.
         proxy, record = self.start("127.0.0.1:%d" % silent.port, identity="none",
-                                   timeout="5s")
-        took = self.mail(proxy, source="127.0.0.1")
-        self.assertLess(took, 2.0)
+                                   timeout="60s")
+        self.mail(proxy, source="127.0.0.1")
         # The message went through while the lookup was still running:
         # what is known at DATA is no name.
         self.assertIn("(unknown [127.0.0.1])", self.received(record))
@@ -250,8 +246,7 @@ class ReverseDnsTest(unittest.TestCase):
                 pass  # gone before the greeting
         time.sleep(2.5)  # past the deadline and c-ares's second try
         # The proxy still serves, with the same channel.
-        took = self.mail(proxy, source="127.0.0.1")
-        self.assertLess(took, 3.0)
+        self.mail(proxy, source="127.0.0.1")
         self.assertIn(" NAME=[TEMPUNAVAIL] ", self.xclient_line(record))
         proxy.stop()  # raises on any sanitizer report
 
@@ -273,8 +268,7 @@ class ReverseDnsTest(unittest.TestCase):
                                  "servers = 127.0.0.1:%d" % self.dns.port))
         proxy.signal(signal.SIGHUP)
         proxy.wait_log("event=reload result=ok")
-        took = self.mail(proxy, source="127.0.0.1")
-        self.assertLess(took, 1.5)
+        self.mail(proxy, source="127.0.0.1")
         self.assertIn(" NAME=name.example ", self.xclient_line(record))
         # The early session still waits for its old lookup, then goes on.
         self.assertTrue(early.read_reply().startswith(b"220 "))

@@ -25,30 +25,12 @@ import time
 import unittest
 
 from peers import SmtpSink
-from proxyproc import ROOT, Proxy
+from proxyproc import Proxy
+from tlsharness import MX_CERTIFICATES as CERT_SECTIONS
 
-CERTS = os.path.join(ROOT, "certs", "test")
 TESTSSL = shutil.which("testssl") or shutil.which("testssl.sh")
 # A whole scan takes 30-60 s; this only stops a hung one.
 SCAN_TIMEOUT = 240
-
-
-def cert(name):
-    return os.path.join(CERTS, name)
-
-
-# mx.example.test with an ECDSA (the default) and an RSA certificate.
-CERT_SECTIONS = """
-[certificate mx-ecdsa]
-cert = {chain}
-key = {ecdsa_key}
-default = yes
-
-[certificate mx-rsa]
-cert = {rsa}
-key = {rsa_key}
-""".format(chain=cert("mx-ecdsa-chain.crt"), ecdsa_key=cert("mx-ecdsa.key"),
-           rsa=cert("mx-rsa.crt"), rsa_key=cert("mx-rsa.key"))
 
 LISTENERS = (
     {"name": "smtp", "kind": "smtp", "tls": "starttls"},

@@ -17,29 +17,9 @@ import tempfile
 import unittest
 
 from peers import SmtpSink
-from proxyproc import ROOT, Proxy
-
-CERTS = os.path.join(ROOT, "certs", "test")
-CA = os.path.join(CERTS, "ca.crt")
-TOOL_TIMEOUT = 30
-
-
-def cert(name):
-    return os.path.join(CERTS, name)
-
-
-# mx.example.test with an ECDSA (the default) and an RSA certificate.
-CERT_SECTIONS = """
-[certificate mx-ecdsa]
-cert = {chain}
-key = {ecdsa_key}
-default = yes
-
-[certificate mx-rsa]
-cert = {rsa}
-key = {rsa_key}
-""".format(chain=cert("mx-ecdsa-chain.crt"), ecdsa_key=cert("mx-ecdsa.key"),
-           rsa=cert("mx-rsa.crt"), rsa_key=cert("mx-rsa.key"))
+from proxyproc import Proxy
+from tlsharness import CA, TOOL_TIMEOUT
+from tlsharness import MX_CERTIFICATES as CERT_SECTIONS
 
 STANDARD = ("smtp", "submission", "submissions")
 LISTENERS = (

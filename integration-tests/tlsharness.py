@@ -32,10 +32,9 @@ def cert(name):
     return os.path.join(CERTS, name)
 
 
-# The standard certificate set: mx.example.test with an ECDSA (default,
-# served with its chain) and an RSA certificate, mail.other.test, and a
-# wildcard *.wild.test.
-STANDARD_CERTIFICATES = """
+# mx.example.test with an ECDSA (the default, served with its chain) and
+# an RSA certificate.
+MX_CERTIFICATES = """
 [certificate mx-ecdsa]
 cert = {chain}
 key = {ecdsa_key}
@@ -44,7 +43,12 @@ default = yes
 [certificate mx-rsa]
 cert = {rsa}
 key = {rsa_key}
+""".format(chain=cert("mx-ecdsa-chain.crt"), ecdsa_key=cert("mx-ecdsa.key"),
+           rsa=cert("mx-rsa.crt"), rsa_key=cert("mx-rsa.key"))
 
+# The standard certificate set: those two, mail.other.test, and a
+# wildcard *.wild.test.
+STANDARD_CERTIFICATES = MX_CERTIFICATES + """
 [certificate other]
 cert = {other}
 key = {other_key}
@@ -52,9 +56,7 @@ key = {other_key}
 [certificate wild]
 cert = {wild}
 key = {wild_key}
-""".format(chain=cert("mx-ecdsa-chain.crt"), ecdsa_key=cert("mx-ecdsa.key"),
-           rsa=cert("mx-rsa.crt"), rsa_key=cert("mx-rsa.key"),
-           other=cert("other.crt"), other_key=cert("other.key"),
+""".format(other=cert("other.crt"), other_key=cert("other.key"),
            wild=cert("wild.crt"), wild_key=cert("wild.key"))
 
 STANDARD_LISTENERS = (
