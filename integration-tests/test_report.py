@@ -16,6 +16,9 @@ The mix through the proxy (smtplib clients, smtp-sink behind it):
   idle.test      smtp          none      0  (no mail: not counted)
 
 All from 127.0.0.1 (scope loopback), no GeoIP (country unknown).
+
+The STARTTLS failure memory (issue 12: the starttls= field of the end
+line) from a synthetic log, no proxy started: ReportStarttlsMemoryTest.
 """
 import gzip
 import json
@@ -196,6 +199,9 @@ class ReportFromLogTest(unittest.TestCase):
         self.assertEqual([r["key"] for r in data["by_scope"]], ["loopback"])
         self.assertEqual([r["key"] for r in data["by_country"]], ["unknown"])
         self.assertIsNone(data["other_countries"])
+        # No client in the mix failed a handshake: nothing withheld.
+        memory = data["starttls_memory"]
+        self.assertEqual((memory["withheld_sessions"], memory["starttls_failed"]), (0, 0))
         # idle.test and the harness's start-up probes (one per listener).
         with open(self.logs["text"]) as f:
             without = [e for e in end_records(f.read()) if e["accepted"] == "0"]
@@ -289,6 +295,131 @@ class ReportFromLogTest(unittest.TestCase):
                            capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"missing.log", r.stderr)
+
+
+def end_fields(client, tls, starttls, accepted, listener="smtp", stamp="2024-05-01T10:00:00.000Z"):
+    """The fields of an event=end line as the proxy writes them, in order;
+    |starttls| None leaves the field out, as in a log from before it."""
+    fields = [("time", stamp), ("level", "info"), ("session", "65f0a1b2000000001"),
+              ("event", "end"), ("client", client), ("port", "40000"), ("name", "-"),
+              ("listener", listener), ("local_port", "2525"), ("scope", "loopback"),
+              ("country", "-"), ("asn", "0"), ("as_org", ""), ("helo", "client.example"),
+              ("tls", tls), ("cipher", "TLS_AES_128_GCM_SHA256" if tls != "none" else "-"),
+              ("group", "X25519" if tls != "none" else "-"), ("sni", "-")]
+    if starttls is not None:
+        fields.append(("starttls", starttls))
+    fields += [("messages", str(accepted)), ("accepted", str(accepted)),
+               ("forged_removed", "0"), ("errors", "0"), ("pregreet", "no"),
+               ("sync_violations", "0"), ("bytes_in", "500"), ("bytes_out", "300"),
+               ("result", "quit"), ("duration", "0.010")]
+    return fields
+
+
+def text_line(fields):
+    head = fields[0][1]
+    return head + "".join(" %s=%s" % (k, '""' if v == "" else v) for k, v in fields[1:])
+
+
+def json_line(fields):
+    return json.dumps(dict(fields), separators=(",", ":"))
+
+
+class ReportStarttlsMemoryTest(unittest.TestCase):
+    """The STARTTLS failure memory (issue 12) from a synthetic log: the
+    proxy withheld STARTTLS from remembered clients, whose mail then came
+    in plaintext.
+
+      client       starttls   tls       accepted
+      127.0.0.2    withheld   none      1
+      127.0.0.3    withheld   none      2
+      127.0.0.4    withheld   none      1
+      127.0.0.5    withheld   none      0  (withheld, no mail)
+      127.0.0.6    withheld   none      0
+      127.0.0.7    failed     none      0  (twice: the handshakes that failed)
+      127.0.0.8    used       TLSv1.3   1
+      127.0.0.9    offered    none      1
+      127.0.0.10   none       TLSv1.3   1  (submissions: implicit TLS)
+      127.0.0.11   withheld   none      1  (2024-06: outside --until 2024-06-01)
+    """
+
+    SESSIONS = [("127.0.0.2", "none", "withheld", 1), ("127.0.0.3", "none", "withheld", 2),
+                ("127.0.0.4", "none", "withheld", 1), ("127.0.0.5", "none", "withheld", 0),
+                ("127.0.0.6", "none", "withheld", 0), ("127.0.0.7", "none", "failed", 0),
+                ("127.0.0.7", "none", "failed", 0), ("127.0.0.8", "TLSv1.3", "used", 1),
+                ("127.0.0.9", "none", "offered", 1)]
+    LINE = ("STARTTLS failure memory: 3 sessions delivered 4 messages in plaintext because "
+            "STARTTLS was withheld; withheld in 5 sessions; 2 STARTTLS handshakes failed")
+    MEMORY = {"withheld_sessions": 5, "withheld_delivered_sessions": 3,
+              "withheld_delivered_messages": 4, "starttls_failed": 2, "unknown_sessions": 0}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="stp-report-starttls-")
+        ends = [end_fields(*s) for s in cls.SESSIONS]
+        ends.append(end_fields("127.0.0.10", "TLSv1.3", "none", 1, listener="submissions"))
+        ends.append(end_fields("127.0.0.11", "none", "withheld", 1,
+                               stamp="2024-06-02T10:00:00.000Z"))
+        other = "2024-05-01T10:00:00.000Z level=info session=65f0a1b2000000001 event=connect " \
+                "client=127.0.0.2 port=40000 listener=smtp"
+        cls.logs = {}
+        for fmt, render in (("text", text_line), ("json", json_line)):
+            cls.logs[fmt] = os.path.join(cls.dir, "proxy-%s.log" % fmt)
+            with open(cls.logs[fmt], "w") as f:
+                f.write(other + "\n" + "".join(render(e) + "\n" for e in ends))
+        # A log from before the field: the same sessions, no starttls=.
+        cls.old = os.path.join(cls.dir, "old.log")
+        with open(cls.old, "w") as f:
+            for e in ends:
+                f.write(text_line([kv for kv in e if kv[0] != "starttls"]) + "\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_text_report_counts_mail_delivered_because_starttls_was_withheld(self):
+        for fmt in ("text", "json"):
+            text = report("--until", "2024-06-01", self.logs[fmt])
+            self.assertIn("\n\n" + self.LINE + "\n", text, fmt)
+            self.assertNotIn("unknown for", text)
+            # The tables as before: six sessions with mail, two encrypted.
+            self.assertIn("outside the window 1; without accepted mail 4; counted 6", text)
+            self.assertEqual(row(text, "all")[:2], [share("33.3", 2, 6), share("28.6", 2, 7)])
+
+    def test_json_report_gives_the_starttls_memory_object(self):
+        for fmt in ("text", "json"):
+            data = json.loads(report("--json", "--until", "2024-06-01", self.logs[fmt]))
+            self.assertEqual(data["starttls_memory"], self.MEMORY, fmt)
+            self.assertEqual(data["total"]["sessions"], {"encrypted": 2, "all": 6, "percent": 33.3})
+        # Without the window the June session counts too.
+        data = json.loads(report("--json", self.logs["text"]))
+        self.assertEqual(data["starttls_memory"],
+                         dict(self.MEMORY, withheld_sessions=6, withheld_delivered_sessions=4,
+                              withheld_delivered_messages=5))
+
+    def test_a_log_without_the_field_is_unknown_not_withheld(self):
+        data = json.loads(report("--json", self.old))
+        self.assertEqual(data["starttls_memory"],
+                         {"withheld_sessions": 0, "withheld_delivered_sessions": 0,
+                          "withheld_delivered_messages": 0, "starttls_failed": 0,
+                          "unknown_sessions": 11})
+        text = report(self.old)
+        self.assertIn("STARTTLS failure memory: 0 sessions delivered 0 messages in plaintext", text)
+        self.assertIn("  unknown for 11 sessions: no starttls field in the end line", text)
+        # Both logs: the old one's sessions stay unknown.
+        data = json.loads(report("--json", "--until", "2024-06-01", self.logs["json"], self.old))
+        self.assertEqual(data["starttls_memory"], dict(self.MEMORY, unknown_sessions=10))
+
+    def test_a_mailbox_says_the_memory_is_not_available(self):
+        mbox = os.path.join(self.dir, "received.mbox")
+        with open(mbox, "wb") as f:
+            f.write(b"From MAILER-DAEMON Wed May  1 10:00:00 2024\n"
+                    b"Received: from a.test (localhost [127.0.0.1]) by mx.example.test\n"
+                    b" (Postfix) with ESMTP id 1; Wed, 1 May 2024 10:00:00 +0000\n"
+                    b"Subject: x\n\nbody\n")
+        text = report("--mbox", mbox)
+        self.assertIn("\nSTARTTLS failure memory: not available from Received fields", text)
+        self.assertIsNone(json.loads(report("--json", "--mbox", mbox))["starttls_memory"])
+        self.assertIn("STARTTLS failure memory", report("--help"))
 
 
 class ReportFromMailboxTest(unittest.TestCase):

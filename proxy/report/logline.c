@@ -323,6 +323,29 @@ static unsigned long long number_field(const struct logline *l, const char *key)
     return strtoull(text, NULL, 10);
 }
 
+/* starttls_field reads starttls= (issue 12); missing, "-" or a value
+ * not listed here is unknown. */
+static enum session_starttls starttls_field(const struct logline *l) {
+    static const struct {
+        const char *name;
+        enum session_starttls value;
+    } names[] = {
+        {"none", SESSION_STARTTLS_NONE},
+        {"offered", SESSION_STARTTLS_OFFERED},
+        {"used", SESSION_STARTTLS_USED},
+        {"withheld", SESSION_STARTTLS_WITHHELD},
+        {"failed", SESSION_STARTTLS_FAILED},
+    };
+    size_t len;
+    const char *v = logline_get(l, "starttls", &len);
+    for (size_t i = 0; v != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strlen(names[i].name) == len && memcmp(names[i].name, v, len) == 0) {
+            return names[i].value;
+        }
+    }
+    return SESSION_STARTTLS_UNKNOWN;
+}
+
 int session_record_from_logline(const struct logline *l, struct session_record *r) {
     size_t len;
     const char *event = logline_get(l, "event", &len);
@@ -349,6 +372,7 @@ int session_record_from_logline(const struct logline *l, struct session_record *
     copy_field(l, "group", r->group, sizeof(r->group));
     copy_field(l, "sni", r->sni, sizeof(r->sni));
     copy_field(l, "result", r->result, sizeof(r->result));
+    r->starttls = starttls_field(l);
     r->messages = (unsigned long)number_field(l, "messages");
     r->accepted = (unsigned long)number_field(l, "accepted");
     r->bytes_in = number_field(l, "bytes_in");

@@ -35,6 +35,18 @@ int logline_parse(struct logline *out, const char *line, size_t n);
  * length in *len, or NULL when there is none. */
 const char *logline_get(const struct logline *l, const char *key, size_t *len);
 
+/* What the listener did with STARTTLS in the session (the starttls=
+ * field, issue 12 "STARTTLS failure memory"). A log from before the
+ * field, "-" and any other value are UNKNOWN, never WITHHELD. */
+enum session_starttls {
+    SESSION_STARTTLS_UNKNOWN = 0,
+    SESSION_STARTTLS_NONE,     /* "none": not offered (implicit TLS, tls=none) */
+    SESSION_STARTTLS_OFFERED,  /* "offered": offered, not used */
+    SESSION_STARTTLS_USED,     /* "used": the handshake succeeded */
+    SESSION_STARTTLS_WITHHELD, /* "withheld": left out of EHLO, the client is remembered */
+    SESSION_STARTTLS_FAILED,   /* "failed": the handshake after STARTTLS failed */
+};
+
 /* A finished session, as the event=end line says. Strings are "" when
  * the line does not say (a field missing, or "-"). */
 struct session_record {
@@ -55,6 +67,7 @@ struct session_record {
     char group[32];
     char sni[256];
     char result[40];
+    enum session_starttls starttls;
     unsigned long messages, accepted;
     unsigned long long bytes_in, bytes_out;
     double duration;

@@ -34,6 +34,14 @@ static const char usage_text[] =
     "standard input when no FILE or \"-\"); or, with --mbox/--maildir, among\n"
     "received messages, by the Received field the receiving MX wrote.\n"
     "\n"
+    "From a log it also counts the STARTTLS failure memory (the starttls= field\n"
+    "of the end lines): the sessions that delivered mail in plaintext because\n"
+    "STARTTLS was withheld from a client remembered for a failed handshake, and\n"
+    "their messages; the sessions STARTTLS was withheld in; the STARTTLS\n"
+    "handshakes that failed. A line without the field (an older log) is\n"
+    "unknown, never withheld. Received fields do not record it: with\n"
+    "--mbox/--maildir the report says it is not available (JSON: null).\n"
+    "\n"
     "  --since TIME   only sessions (messages) at or after TIME (ISO 8601,\n"
     "                 e.g. 2024-05-01 or 2024-05-01T12:00:00Z; no zone: UTC)\n"
     "  --until TIME   only before TIME\n"
@@ -111,6 +119,7 @@ static void log_line(struct run *r, const char *line, size_t n) {
         r->rep.outside_window++;
         return;
     }
+    tally_starttls_add(&r->rep.starttls, &s);
     if (s.accepted == 0) {
         r->rep.without_mail++;
         return;

@@ -203,6 +203,28 @@ int tally_add(struct tally *t, const struct tally_item *it) {
     return 1;
 }
 
+void tally_starttls_add(struct tally_starttls *m, const struct session_record *s) {
+    switch (s->starttls) {
+    case SESSION_STARTTLS_WITHHELD:
+        m->withheld++;
+        if (s->accepted > 0) {
+            m->withheld_delivered++;
+            m->withheld_messages += s->accepted;
+        }
+        break;
+    case SESSION_STARTTLS_FAILED:
+        m->failed++;
+        break;
+    case SESSION_STARTTLS_UNKNOWN:
+        m->unknown++;
+        break;
+    case SESSION_STARTTLS_NONE:
+    case SESSION_STARTTLS_OFFERED:
+    case SESSION_STARTTLS_USED:
+        break;
+    }
+}
+
 /* ---- order ---- */
 
 static int rank_in(const char *key, const char *const *order) {
@@ -382,6 +404,33 @@ static void text_inputs(const struct tally_report *r, FILE *out) {
     }
 }
 
+static const char *plural(unsigned long long n, const char *one, const char *many) {
+    return n == 1 ? one : many;
+}
+
+/* text_starttls writes the STARTTLS failure memory block; a mailbox's
+ * Received fields do not record it. */
+static void text_starttls(const struct tally_report *r, FILE *out) {
+    if (r->mailbox) {
+        fputs("\nSTARTTLS failure memory: not available from Received fields (only the "
+              "proxy's log records it)\n",
+              out);
+        return;
+    }
+    const struct tally_starttls *m = &r->starttls;
+    fprintf(out,
+            "\nSTARTTLS failure memory: %llu %s delivered %llu %s in plaintext because "
+            "STARTTLS was withheld; withheld in %llu %s; %llu STARTTLS %s failed\n",
+            m->withheld_delivered, plural(m->withheld_delivered, "session", "sessions"),
+            m->withheld_messages, plural(m->withheld_messages, "message", "messages"),
+            m->withheld, plural(m->withheld, "session", "sessions"), m->failed,
+            plural(m->failed, "handshake", "handshakes"));
+    if (m->unknown > 0) {
+        fprintf(out, "  unknown for %llu %s: no starttls field in the end line (an older log)\n",
+                m->unknown, plural(m->unknown, "session", "sessions"));
+    }
+}
+
 void tally_print_text(const struct tally *t, const struct tally_report *r, FILE *out) {
     const struct tally_row *all = total_row(t);
     if (r->mailbox) {
@@ -439,6 +488,7 @@ void tally_print_text(const struct tally *t, const struct tally_report *r, FILE 
                 "plaintext (or both); not counted above\n",
                 r->unclassified);
     }
+    text_starttls(r, out);
 }
 
 /* ---- JSON ---- */
@@ -569,6 +619,17 @@ void tally_print_json(const struct tally *t, const struct tally_report *r, FILE 
     json_table(t, r, out, TALLY_VERSION, "by_tls_version", all);
     if (!r->mailbox) {
         json_table(t, r, out, TALLY_COUNTRY, "by_country", NULL);
+    }
+    fputs(",\n\"starttls_memory\":", out);
+    if (r->mailbox) {
+        fputs("null", out); /* Received fields do not record it */
+    } else {
+        const struct tally_starttls *m = &r->starttls;
+        fprintf(out,
+                "{\"withheld_sessions\":%llu,\"withheld_delivered_sessions\":%llu,"
+                "\"withheld_delivered_messages\":%llu,\"starttls_failed\":%llu,"
+                "\"unknown_sessions\":%llu}",
+                m->withheld, m->withheld_delivered, m->withheld_messages, m->failed, m->unknown);
     }
     fputs("}\n", out);
 }

@@ -10,12 +10,17 @@
  * source address); it counts as encrypted in a row when every item of
  * it in that row was encrypted, so a sender that sent one message in
  * plaintext is a plaintext sender.
+ *
+ * Beside the tables, from a log only: the STARTTLS failure memory
+ * counts (struct tally_starttls), over every session ended in the window.
  */
 #ifndef SMTP_TLS_PROXY_TALLY_H
 #define SMTP_TLS_PROXY_TALLY_H
 
 #include <stddef.h>
 #include <stdio.h>
+
+#include "report/logline.h"
 
 enum tally_dim {
     TALLY_ALL = 0,
@@ -58,6 +63,21 @@ void tally_free(struct tally *t);
 /* tally_add counts |it|. Returns 1, or 0 when memory ran out (t->oom). */
 int tally_add(struct tally *t, const struct tally_item *it);
 
+/* STARTTLS failure memory (issue 12): what the starttls= field of the
+ * event=end lines says, over every session ended in the window (with
+ * accepted mail or not). */
+struct tally_starttls {
+    unsigned long long withheld;           /* starttls=withheld */
+    unsigned long long withheld_delivered; /* of those, accepted at least 1: delivered
+                                            * in plaintext because STARTTLS was withheld */
+    unsigned long long withheld_messages;  /* the messages accepted in those */
+    unsigned long long failed;             /* starttls=failed: handshakes that failed */
+    unsigned long long unknown;            /* no (known) starttls field: an older log */
+};
+
+/* tally_starttls_add counts the session |s| into |m|. */
+void tally_starttls_add(struct tally_starttls *m, const struct session_record *s);
+
 /* What the report says around the tables. */
 struct tally_report {
     int mailbox;             /* 1: messages from a mailbox (no sessions) */
@@ -69,6 +89,7 @@ struct tally_report {
     unsigned top;              /* countries shown; 0: all */
     /* log */
     unsigned long long lines, unreadable, sessions_ended, outside_window, without_mail;
+    struct tally_starttls starttls;
     /* mailbox */
     unsigned long long messages_read, no_received, unclassified, undated;
 };

@@ -5,10 +5,12 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "report/logline.h"
 #include "report/mailbox.h"
+#include "report/report.h"
 #include "report/tally.h"
 #include "report/when.h"
 #include "unit.h"
@@ -390,4 +392,282 @@ UNIT_TEST(report_tally_empty_prints_dashes_and_nulls) {
     CHECK(js != NULL && strstr(js, "\"sessions\"") == NULL);
     free(js);
     tally_free(&t);
+}
+
+/* ---- STARTTLS failure memory (issue 12): the starttls= field ---- */
+
+/* end_line writes an event=end line as the proxy does, with starttls=
+ * |starttls| after sni= (NULL: no field, as in an older log). */
+static const char *end_line(char *out, size_t size, const char *client, const char *tls,
+                            const char *starttls, unsigned accepted) {
+    char field[64] = "";
+    if (starttls != NULL) {
+        snprintf(field, sizeof(field), " starttls=%s", starttls);
+    }
+    snprintf(out, size,
+             "2024-05-01T10:00:00.000Z level=info session=65f0a1b2000000001 event=end "
+             "client=%s port=40000 name=- listener=smtp local_port=2525 scope=loopback "
+             "country=- asn=0 as_org=\"\" helo=client.example tls=%s cipher=- group=- sni=-%s "
+             "messages=%u accepted=%u forged_removed=0 errors=0 pregreet=no sync_violations=0 "
+             "bytes_in=500 bytes_out=300 result=quit duration=0.010",
+             client, tls, field, accepted, accepted);
+    return out;
+}
+
+/* count_line reads |line| (text, or its JSON form when |json|) as the
+ * report does and counts its STARTTLS memory into |m|. */
+static void count_line(struct tally_starttls *m, const char *line, int json) {
+    static struct logline l;
+    static char js[16384];
+    struct session_record r;
+    if (json) {
+        CHECK(log_text_to_json(js, sizeof(js), line, strlen(line)) > 0);
+        line = js;
+    }
+    CHECK(logline_parse(&l, line, strlen(line)));
+    CHECK(session_record_from_logline(&l, &r));
+    tally_starttls_add(m, &r);
+}
+
+static enum session_starttls starttls_of(const char *line) {
+    static struct logline l;
+    struct session_record r;
+    if (!logline_parse(&l, line, strlen(line)) || !session_record_from_logline(&l, &r)) {
+        return (enum session_starttls)-1;
+    }
+    return r.starttls;
+}
+
+/* render_starttls prints an empty log report carrying |m|. */
+static char *render_starttls(const struct tally_starttls *m, int json) {
+    struct tally t;
+    tally_init(&t);
+    struct tally_report rep = {0};
+    rep.source = "log";
+    rep.top = 10;
+    rep.starttls = *m;
+    char *out = render(&t, &rep, json);
+    tally_free(&t);
+    return out;
+}
+
+UNIT_TEST(report_reads_every_starttls_value_of_the_end_line) {
+    char b[1024];
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "none", 1)),
+              SESSION_STARTTLS_NONE);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "offered", 1)),
+              SESSION_STARTTLS_OFFERED);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "TLSv1.3", "used", 1)),
+              SESSION_STARTTLS_USED);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "withheld", 1)),
+              SESSION_STARTTLS_WITHHELD);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "failed", 0)),
+              SESSION_STARTTLS_FAILED);
+    /* The line of the issue, as the proxy writes it. */
+    const char *issue =
+        "2024-05-01T10:00:00.000Z level=info session=65f0a1b2000000001 event=end "
+        "client=127.0.0.2 port=40000 name=- listener=smtp local_port=2525 scope=loopback "
+        "country=- asn=0 as_org=\"\" helo=client.example tls=none cipher=- group=- sni=- "
+        "starttls=withheld messages=1 accepted=1 forged_removed=0 errors=0 pregreet=no "
+        "sync_violations=0 bytes_in=500 bytes_out=300 result=quit duration=0.010";
+    CHECK_INT(starttls_of(issue), SESSION_STARTTLS_WITHHELD);
+}
+
+UNIT_TEST(report_treats_a_missing_starttls_field_as_unknown) {
+    char b[1024];
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", NULL, 1)),
+              SESSION_STARTTLS_UNKNOWN);
+    /* "-", an empty value, a value not known (or only begun) are unknown
+     * too: nothing is taken for withheld but "withheld". */
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "-", 1)),
+              SESSION_STARTTLS_UNKNOWN);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "", 1)),
+              SESSION_STARTTLS_UNKNOWN);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "withheldx", 1)),
+              SESSION_STARTTLS_UNKNOWN);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "withh", 1)),
+              SESSION_STARTTLS_UNKNOWN);
+    CHECK_INT(starttls_of(end_line(b, sizeof(b), "127.0.0.2", "none", "WITHHELD", 1)),
+              SESSION_STARTTLS_UNKNOWN);
+    struct tally_starttls m = {0};
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.2", "none", NULL, 2), 0);
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.3", "none", NULL, 0), 1);
+    CHECK_INT(m.unknown, 2);
+    CHECK_INT(m.withheld, 0);
+    CHECK_INT(m.withheld_delivered, 0);
+    CHECK_INT(m.withheld_messages, 0);
+    CHECK_INT(m.failed, 0);
+    char *text = render_starttls(&m, 0);
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK(strstr(text, "\nSTARTTLS failure memory: 0 sessions delivered 0 messages in "
+                           "plaintext because STARTTLS was withheld; withheld in 0 sessions; "
+                           "0 STARTTLS handshakes failed\n"
+                           "  unknown for 2 sessions: no starttls field in the end line (an "
+                           "older log)\n") != NULL);
+    }
+    free(text);
+}
+
+UNIT_TEST(report_counts_plaintext_deliveries_when_starttls_was_withheld) {
+    char b[1024];
+    for (int json = 0; json <= 1; json++) {
+        struct tally_starttls m = {0};
+        count_line(&m, end_line(b, sizeof(b), "127.0.0.2", "none", "withheld", 1), json);
+        count_line(&m, end_line(b, sizeof(b), "127.0.0.3", "none", "withheld", 2), json);
+        count_line(&m, end_line(b, sizeof(b), "127.0.0.4", "none", "withheld", 1), json);
+        count_line(&m, end_line(b, sizeof(b), "127.0.0.5", "TLSv1.3", "used", 3), json);
+        count_line(&m, end_line(b, sizeof(b), "127.0.0.6", "none", "offered", 5), json);
+        count_line(&m, end_line(b, sizeof(b), "127.0.0.7", "TLSv1.3", "none", 1), json);
+        CHECK_INT(m.withheld, 3);
+        CHECK_INT(m.withheld_delivered, 3);
+        CHECK_INT(m.withheld_messages, 4); /* only the withheld sessions' messages */
+        CHECK_INT(m.failed, 0);
+        CHECK_INT(m.unknown, 0);
+    }
+    struct tally_starttls m = {5, 3, 4, 2, 0};
+    char *text = render_starttls(&m, 0);
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK(strstr(text, "\n\nSTARTTLS failure memory: 3 sessions delivered 4 messages in "
+                           "plaintext because STARTTLS was withheld; withheld in 5 sessions; "
+                           "2 STARTTLS handshakes failed\n") != NULL);
+        CHECK(strstr(text, "unknown for") == NULL); /* every line said */
+    }
+    free(text);
+    struct tally_starttls one = {1, 1, 1, 1, 1};
+    text = render_starttls(&one, 0);
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK(strstr(text, "\nSTARTTLS failure memory: 1 session delivered 1 message in "
+                           "plaintext because STARTTLS was withheld; withheld in 1 session; "
+                           "1 STARTTLS handshake failed\n"
+                           "  unknown for 1 session: ") != NULL);
+    }
+    free(text);
+}
+
+UNIT_TEST(report_does_not_count_withheld_sessions_without_accepted_mail) {
+    char b[1024];
+    struct tally_starttls m = {0};
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.2", "none", "withheld", 0), 0);
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.3", "none", "withheld", 0), 1);
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.4", "none", "withheld", 2), 0);
+    CHECK_INT(m.withheld, 3);           /* withheld in all three */
+    CHECK_INT(m.withheld_delivered, 1); /* but only one delivered */
+    CHECK_INT(m.withheld_messages, 2);
+}
+
+UNIT_TEST(report_counts_failed_starttls_handshakes) {
+    char b[1024];
+    struct tally_starttls m = {0};
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.2", "none", "failed", 0), 0);
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.2", "none", "failed", 0), 1);
+    count_line(&m, end_line(b, sizeof(b), "127.0.0.2", "none", "withheld", 1), 0);
+    CHECK_INT(m.failed, 2);
+    CHECK_INT(m.withheld, 1);
+    CHECK_INT(m.withheld_delivered, 1);
+    CHECK_INT(m.withheld_messages, 1);
+}
+
+UNIT_TEST(report_json_gives_the_starttls_memory_object) {
+    struct tally_starttls m = {5, 3, 4, 2, 7};
+    char *js = render_starttls(&m, 1);
+    CHECK(js != NULL);
+    if (js != NULL) {
+        CHECK(strstr(js, ",\n\"starttls_memory\":{\"withheld_sessions\":5,"
+                         "\"withheld_delivered_sessions\":3,\"withheld_delivered_messages\":4,"
+                         "\"starttls_failed\":2,\"unknown_sessions\":7}}\n") != NULL);
+    }
+    free(js);
+    struct tally_starttls zero = {0};
+    js = render_starttls(&zero, 1);
+    CHECK(js != NULL && strstr(js, "\"starttls_memory\":{\"withheld_sessions\":0,"
+                                   "\"withheld_delivered_sessions\":0,"
+                                   "\"withheld_delivered_messages\":0,\"starttls_failed\":0,"
+                                   "\"unknown_sessions\":0}") != NULL);
+    free(js);
+}
+
+UNIT_TEST(report_says_starttls_memory_is_not_available_from_a_mailbox) {
+    struct tally t;
+    tally_init(&t);
+    struct tally_report rep = {0};
+    rep.source = "mbox";
+    rep.mailbox = 1;
+    rep.starttls.withheld = 9; /* never read for a mailbox */
+    char *text = render(&t, &rep, 0);
+    CHECK(text != NULL);
+    if (text != NULL) {
+        CHECK(strstr(text, "\nSTARTTLS failure memory: not available from Received fields "
+                           "(only the proxy's log records it)\n") != NULL);
+        CHECK(strstr(text, "withheld") == NULL);
+    }
+    free(text);
+    char *js = render(&t, &rep, 1);
+    CHECK(js != NULL && strstr(js, ",\n\"starttls_memory\":null}\n") != NULL);
+    free(js);
+    tally_free(&t);
+}
+
+/* report_run end to end on a temporary log: the STARTTLS memory counts
+ * every session ended in the window, with mail or not, and none outside. */
+UNIT_TEST(report_counts_starttls_memory_over_the_sessions_in_the_window) {
+    char path[] = "/tmp/test_report_starttls_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) {
+        return;
+    }
+    FILE *f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        close(fd);
+        unlink(path);
+        return;
+    }
+    char b[1024];
+    fprintf(f, "%s\n", end_line(b, sizeof(b), "127.0.0.2", "none", "withheld", 1));
+    fprintf(f, "%s\n", end_line(b, sizeof(b), "127.0.0.3", "none", "withheld", 0));
+    fprintf(f, "%s\n", end_line(b, sizeof(b), "127.0.0.4", "none", "failed", 0));
+    fprintf(f, "%s\n", end_line(b, sizeof(b), "127.0.0.5", "TLSv1.3", "used", 2));
+    fprintf(f, "%s\n", end_line(b, sizeof(b), "127.0.0.6", "none", NULL, 1));
+    static char js[16384];
+    end_line(b, sizeof(b), "127.0.0.7", "none", "withheld", 3);
+    CHECK(log_text_to_json(js, sizeof(js), b, strlen(b)) > 0);
+    fprintf(f, "%s\n", js);
+    /* Outside a window ending at 2024-05-02: not counted. */
+    end_line(b, sizeof(b), "127.0.0.8", "none", "withheld", 1);
+    b[3] = '5'; /* 2025-05-01 */
+    fprintf(f, "%s\n", b);
+    fclose(f);
+
+    char *out = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&out, &len);
+    FILE *e = fopen("/dev/null", "w");
+    char *argv[] = {"report", "--json", "--until", "2024-05-02", path, NULL};
+    CHECK(o != NULL && e != NULL);
+    if (o != NULL && e != NULL) {
+        CHECK_INT(report_run(5, argv, o, e), 0);
+        fclose(o);
+        o = NULL;
+        CHECK(out != NULL && strstr(out, "\"outside_window\":1,") != NULL);
+        CHECK(out != NULL && strstr(out, "\"starttls_memory\":{\"withheld_sessions\":3,"
+                                         "\"withheld_delivered_sessions\":2,"
+                                         "\"withheld_delivered_messages\":4,"
+                                         "\"starttls_failed\":1,\"unknown_sessions\":1}") !=
+                                  NULL);
+        /* The tables: the four sessions with mail, as before the field. */
+        CHECK(out != NULL && strstr(out, "\"total\":{\"key\":\"all\",\"sessions\":{"
+                                         "\"encrypted\":1,\"all\":4,") != NULL);
+    }
+    if (o != NULL) {
+        fclose(o);
+    }
+    if (e != NULL) {
+        fclose(e);
+    }
+    free(out);
+    unlink(path);
 }
