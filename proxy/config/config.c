@@ -161,6 +161,10 @@ static int open_section(struct parse *p, char *name) {
         p->section = SECTION_METRICS;
         return 1;
     }
+    if (strcmp(name, "starttls_memory") == 0) {
+        p->section = SECTION_STARTTLS_MEMORY;
+        return 1;
+    }
     if ((arg = section_argument(name, "listener")) != NULL) {
         p->section = SECTION_LISTENER;
         return open_listener(p, arg);
@@ -170,7 +174,7 @@ static int open_section(struct parse *p, char *name) {
         return open_certificate(p, arg);
     }
     return config_fail(p, "unknown section [%s] (expected [proxy], [backend], [tls], [geoip], [metrics], "
-                   "[dns], [listener NAME] or [certificate NAME])", name);
+                   "[dns], [starttls_memory], [listener NAME] or [certificate NAME])", name);
 }
 
 /* parse_line handles one line of the file (modified in place). */
@@ -333,7 +337,7 @@ struct config *config_parse(const char *path, const char *text, char *err, size_
     return c;
 }
 
-struct config *config_load(const char *path, char *err, size_t errlen) {
+char *config_read_file(const char *path, size_t max, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -344,7 +348,7 @@ struct config *config_load(const char *path, char *err, size_t errlen) {
     while (text != NULL) {
         size_t n = fread(text + len, 1, cap - len - 1, f);
         len += n;
-        if (n == 0 || len > (1u << 20)) {
+        if (n == 0 || len > max) {
             break;
         }
         if (cap - len - 1 == 0) {
@@ -358,22 +362,34 @@ struct config *config_load(const char *path, char *err, size_t errlen) {
             cap *= 2;
         }
     }
-    int bad = ferror(f) || text == NULL || len > (1u << 20);
+    int bad = ferror(f) || text == NULL || len > max;
     fclose(f);
     if (bad) {
         free(text);
-        snprintf(err, errlen, "%s: cannot read (or larger than 1 MiB)", path);
+        snprintf(err, errlen, "%s: cannot read (or larger than %zu KiB)", path, max / 1024);
         return NULL;
     }
     text[len] = '\0';
     if (memchr(text, '\0', len) != NULL) {
         free(text);
-        snprintf(err, errlen, "%s: holds a NUL byte; not a configuration file", path);
+        snprintf(err, errlen, "%s: holds a NUL byte; not a text file", path);
+        return NULL;
+    }
+    return text;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen) {
+    char *text = config_read_file(path, 1u << 20, err, errlen);
+    if (text == NULL) {
         return NULL;
     }
     struct config *c = config_parse(path, text, err, errlen);
     free(text);
     return c;
+}
+
+int listener_tls_optional(const struct listener_config *l) {
+    return l->kind == KIND_SMTP && l->tls == TLS_MODE_STARTTLS && !l->require_tls;
 }
 
 void config_free(struct config *c) {
@@ -401,6 +417,12 @@ void config_free(struct config *c) {
     free(c->geoip_asn_db);
     free(c->metrics_address);
     free(c->dns_servers);
+    free(c->state_dir);
+    free(c->control_socket);
+    free(c->memory.never_offer_text);
+    free(c->memory.always_offer_text);
+    cidr_list_free(&c->memory.never_offer);
+    cidr_list_free(&c->memory.always_offer);
     free(c->listeners);
     free(c->backend.address);
     free(c->hostname);

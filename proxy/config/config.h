@@ -11,6 +11,8 @@
  *   [certificate NAME]  cert, key, names, default (any number)
  *   [geoip]             country_db, asn_db
  *   [dns]               reverse_lookup, timeout, servers
+ *   [starttls_memory]   enabled, ttl, ipv4_prefix, ipv6_prefix, max_entries,
+ *                       never_offer, always_offer, save_interval
  *
  * Parsing is separate from everything that acts on the result, so `-t`
  * and reload check a file without touching the running proxy. Every
@@ -25,6 +27,7 @@
 #include <sys/socket.h>
 
 #include "core/addr.h"
+#include "core/cidr.h"
 
 enum listener_kind {
     KIND_SMTP = 0,        /* port 25: relay, STARTTLS offered, never required */
@@ -90,6 +93,22 @@ struct backend_config {
     enum identity_mode identity;
 };
 
+/* [starttls_memory]: senders whose STARTTLS handshake failed are not
+ * offered STARTTLS again for a while on listeners where TLS is optional
+ * (ARCHITECTURE.md §5.6). */
+struct starttls_memory_config {
+    int enabled;
+    double ttl;               /* how long a failure is remembered */
+    unsigned ipv4_prefix;     /* the key: the client's address to this length */
+    unsigned ipv6_prefix;
+    unsigned max_entries;     /* the table's bound; least recently used go first */
+    double save_interval;     /* the state file, with [proxy] state_dir */
+    char *never_offer_text;   /* as written (a list or a file's path); NULL: none */
+    char *always_offer_text;
+    struct cidr_list never_offer;  /* never offered STARTTLS on those listeners */
+    struct cidr_list always_offer; /* never remembered */
+};
+
 struct config {
     char *path;
     char *hostname;
@@ -133,6 +152,9 @@ struct config {
     int dns_reverse_lookup; /* look it up at all */
     double dns_timeout;     /* the whole lookup, seconds; XCLIENT waits at most this */
     char *dns_servers;      /* "host[:port],..." numeric; NULL: the system's resolv.conf */
+    char *state_dir;        /* [proxy] state_dir: files kept across restarts; NULL: none */
+    char *control_socket;   /* [proxy] control_socket: unix socket path; NULL: none */
+    struct starttls_memory_config memory;
 };
 
 /* config_parse reads configuration text |text| named |path| (for
@@ -151,6 +173,17 @@ void config_free(struct config *cfg);
  * the parser or the certificate loader found it. */
 void config_verror(char *err, size_t errlen, const char *path, int line, const char *fmt,
                    va_list ap);
+
+/* config_read_file reads the whole file at |path| (at most |max| octets,
+ * no NUL) into a new NUL-terminated string. Returns it, or NULL with
+ * |err| saying why. */
+char *config_read_file(const char *path, size_t max, char *err, size_t errlen);
+
+/* listener_tls_optional says whether |l| offers STARTTLS without
+ * requiring it (kind smtp): the only listeners where the STARTTLS
+ * failure memory and never_offer act. Submission and TLS-required
+ * listeners never withhold STARTTLS. */
+int listener_tls_optional(const struct listener_config *l);
 
 /* config_print_keys lists every key by section: name, default, meaning
  * (the table in config_keys.c; smtp-tls-proxy --keys). */

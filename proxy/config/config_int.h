@@ -19,6 +19,7 @@ enum section_type {
     SECTION_GEOIP,
     SECTION_METRICS,
     SECTION_DNS,
+    SECTION_STARTTLS_MEMORY,
 };
 
 /* One parser state: where we are, what to say on error. */

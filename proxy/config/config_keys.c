@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "core/log.h"
 #include "protocol/smtp_cmd.h"
@@ -27,6 +28,11 @@
  * for the line to be found. */
 #define CONFIG_LINE_LIMIT_MAX 32768
 #define CONFIG_COUNT_MAX 1000000
+/* How long a STARTTLS failure may be remembered: longer than any
+ * sender's retry schedule (RFC 5321 4.5.4.1 suggests 4-5 days). */
+#define CONFIG_MEMORY_TTL_MAX (30 * 86400)
+/* A file of CIDRs (never_offer = /path). */
+#define CONFIG_CIDR_FILE_MAX (4u << 20)
 
 /* ---- names of the enumerated values ---- */
 
@@ -98,15 +104,9 @@ static int parse_uint(struct parse *p, const char *v, unsigned long max,
     return 1;
 }
 
-/* Durations up to a day: anything longer is a typo. */
-#define CONFIG_DURATION_MAX 86400
-#define CONFIG_WORKERS_MAX 256
-/* Line limits must leave room in the input buffer (CONN_IN_MAX, 64 KiB)
- * for the line to be found. */
-#define CONFIG_LINE_LIMIT_MAX 32768
-
-/* parse_duration takes "30", "30s", "5m", "1h" or "250ms". */
-static int parse_duration(struct parse *p, const char *v, double *out) {
+/* parse_duration takes "30", "30s", "5m", "1h", "2d" or "250ms", at most
+ * |max| seconds. */
+static int parse_duration(struct parse *p, const char *v, double max, double *out) {
     char *end;
     errno = 0;
     double n = strtod(v, &end);
@@ -117,11 +117,14 @@ static int parse_duration(struct parse *p, const char *v, double *out) {
         unit = 60;
     } else if (strcmp(end, "h") == 0) {
         unit = 3600;
+    } else if (strcmp(end, "d") == 0) {
+        unit = 86400;
     } else if (*end != '\0' && strcmp(end, "s") != 0) {
         end = NULL;
     }
-    if (end == NULL || end == v || errno != 0 || !(n > 0) || n * unit > CONFIG_DURATION_MAX) {
-        return config_fail(p, "expected a duration such as 30s, 5m or 1h (at most 24h), got \"%s\"", v);
+    if (end == NULL || end == v || errno != 0 || !(n > 0) || n * unit > max) {
+        return config_fail(p, "expected a duration such as 30s, 5m or 1h (at most %gh), got \"%s\"",
+                           max / 3600, v);
     }
     *out = n * unit;
     return 1;
@@ -359,6 +362,36 @@ static int parse_dns_servers(struct parse *p, const char *v, char **out) {
     return ok && parse_string(p, list, out);
 }
 
+/* parse_cidrs reads a list of address prefixes ("192.0.2.0/24,
+ * 2001:db8::/32", commas or blanks) or, when |v| starts with '/', the
+ * file of them at that path (one or more a line, '#' comments). */
+static int parse_cidrs(struct parse *p, const char *k, const char *v, struct cidr_list *out,
+                       char **text) {
+    char why[256];
+    char *file = NULL;
+    if (v[0] == '/') {
+        struct stat st;
+        if (stat(v, &st) == 0 && !S_ISREG(st.st_mode)) {
+            return config_fail(p, "%s: %s is not a regular file", k, v);
+        }
+        file = config_read_file(v, CONFIG_CIDR_FILE_MAX, why, sizeof(why));
+        if (file == NULL) {
+            return config_fail(p, "%s: %s", k, why);
+        }
+    }
+    struct cidr_list list = {0};
+    int ok = cidr_list_add_text(&list, file ? file : v, why, sizeof(why));
+    free(file);
+    if (!ok) {
+        cidr_list_free(&list);
+        return config_fail(p, "%s: %s%s%s", k, why, v[0] == '/' ? " in " : "",
+                           v[0] == '/' ? v : "");
+    }
+    cidr_list_free(out);
+    *out = list;
+    return parse_string(p, v, text);
+}
+
 /* parse_choice stores the index of |v| among |names| (NULL-terminated). */
 static int parse_choice(struct parse *p, const char *k, const char *v,
                         const char *const *names, int *out) {
@@ -392,6 +425,7 @@ enum key_type {
     KEY_TLS_VERSION, /* int, CONFIG_TLS1_x */
     KEY_NAMES,       /* char ** at offset, size_t count at offset2 */
     KEY_DNS_SERVERS, /* char *, "host[:port],..." normalised */
+    KEY_CIDRS,       /* struct cidr_list at offset, its text (char *) at offset2 */
 };
 
 struct config_key {
@@ -399,7 +433,7 @@ struct config_key {
     const char *name;
     enum key_type type;
     size_t offset, offset2; /* into the section's struct */
-    unsigned long max;
+    unsigned long max;        /* counts; KEY_DURATION: seconds (0: a day) */
     const char *const *names; /* KEY_CHOICE */
     const char *def;          /* default, parsed like a value; NULL: none or by kind */
     const char *doc;
@@ -452,6 +486,10 @@ static const struct config_key keys[] = {
      "10m", "the reply to the final dot (RFC 5321 4.5.3.2.6)"},
     {SECTION_PROXY, "shutdown_grace", KEY_DURATION, PROXY(shutdown_grace), 0, 0, NULL, "30s",
      "after SIGTERM, how long a transaction may finish"},
+    {SECTION_PROXY, "state_dir", KEY_STRING, PROXY(state_dir), 0, 0, NULL, NULL,
+     "directory for state kept across restarts (the STARTTLS memory); none"},
+    {SECTION_PROXY, "control_socket", KEY_STRING, PROXY(control_socket), 0, 0, NULL, NULL,
+     "unix socket (mode 0600) for smtp-tls-proxy memory ...; none"},
     {SECTION_BACKEND, "address", KEY_ADDRESS, PROXY(backend.addr), PROXY(backend.address), 0,
      NULL, NULL, "host:port, [IPv6]:port or /unix/path of the legacy MTA"},
     {SECTION_BACKEND, "identity", KEY_CHOICE, PROXY(backend.identity), 0, 0, identity_names,
@@ -496,6 +534,24 @@ static const struct config_key keys[] = {
      "the whole lookup; XCLIENT waits for it at most this long"},
     {SECTION_DNS, "servers", KEY_DNS_SERVERS, PROXY(dns_servers), 0, 0, NULL, NULL,
      "numeric host[:port], comma-separated; the system's resolv.conf"},
+    {SECTION_STARTTLS_MEMORY, "enabled", KEY_BOOL, PROXY(memory.enabled), 0, 0, NULL, "yes",
+     "after a failed STARTTLS handshake, withhold STARTTLS from that sender (kind smtp)"},
+    {SECTION_STARTTLS_MEMORY, "ttl", KEY_DURATION, PROXY(memory.ttl), 0,
+     CONFIG_MEMORY_TTL_MAX, NULL, "24h", "how long a failure is remembered (at most 30d)"},
+    {SECTION_STARTTLS_MEMORY, "ipv4_prefix", KEY_LIMIT, PROXY(memory.ipv4_prefix), 0, 32, NULL,
+     "32", "IPv4 clients are remembered by this prefix length"},
+    {SECTION_STARTTLS_MEMORY, "ipv6_prefix", KEY_LIMIT, PROXY(memory.ipv6_prefix), 0, 128,
+     NULL, "64", "IPv6 clients are remembered by this prefix length"},
+    {SECTION_STARTTLS_MEMORY, "max_entries", KEY_LIMIT, PROXY(memory.max_entries), 0,
+     CONFIG_COUNT_MAX, NULL, "100000", "entries at most; the least recently used go first"},
+    {SECTION_STARTTLS_MEMORY, "never_offer", KEY_CIDRS, PROXY(memory.never_offer),
+     PROXY(memory.never_offer_text), 0, NULL, NULL,
+     "CIDRs (or /path of a file of them) never offered STARTTLS on kind smtp; none"},
+    {SECTION_STARTTLS_MEMORY, "always_offer", KEY_CIDRS, PROXY(memory.always_offer),
+     PROXY(memory.always_offer_text), 0, NULL, NULL,
+     "CIDRs (or /path of a file of them) never remembered; none"},
+    {SECTION_STARTTLS_MEMORY, "save_interval", KEY_DURATION, PROXY(memory.save_interval), 0, 0,
+     NULL, "5m", "how often the memory is written to state_dir (and at shutdown)"},
 };
 
 static const char *const section_names[] = {
@@ -504,6 +560,7 @@ static const char *const section_names[] = {
     [SECTION_CERTIFICATE] = "certificate NAME", [SECTION_GEOIP] = "geoip",
     [SECTION_METRICS] = "metrics",
     [SECTION_DNS] = "dns",
+    [SECTION_STARTTLS_MEMORY] = "starttls_memory",
 };
 
 /* section_base is where the current section's values go. */
@@ -566,9 +623,11 @@ static int set_value(struct parse *p, const struct config_key *k, const char *v)
             *(double *)at = 0; /* do not wait at all */
             return 1;
         }
-        return parse_duration(p, v, (double *)at);
+        return parse_duration(p, v, k->max ? (double)k->max : CONFIG_DURATION_MAX,
+                              (double *)at);
     case KEY_DURATION:
-        return parse_duration(p, v, (double *)at);
+        return parse_duration(p, v, k->max ? (double)k->max : CONFIG_DURATION_MAX,
+                              (double *)at);
     case KEY_CHOICE:
         return parse_choice(p, k->name, v, k->names, (int *)at);
     case KEY_TLS_VERSION:
@@ -577,6 +636,8 @@ static int set_value(struct parse *p, const struct config_key *k, const char *v)
         return parse_names(p, v, (char ***)at, (size_t *)(base + k->offset2));
     case KEY_DNS_SERVERS:
         return parse_dns_servers(p, v, (char **)at);
+    case KEY_CIDRS:
+        return parse_cidrs(p, k->name, v, (struct cidr_list *)at, (char **)(base + k->offset2));
     }
     return config_fail(p, "internal error: key %s has no parser", k->name);
 }

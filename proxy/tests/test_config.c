@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "protocol/smtp_cmd.h"
@@ -611,4 +612,80 @@ UNIT_TEST(config_every_key_in_the_table_is_documented_in_example_conf) {
     }
     free(doc);
     free(keys);
+}
+
+UNIT_TEST(config_starttls_memory_defaults_remember_a_day_by_address_and_slash_64) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->memory.enabled, 1);
+        CHECK(c->memory.ttl == 86400.0);
+        CHECK_INT(c->memory.ipv4_prefix, 32);
+        CHECK_INT(c->memory.ipv6_prefix, 64);
+        CHECK_INT(c->memory.max_entries, 100000);
+        CHECK(c->memory.save_interval == 300.0);
+        CHECK_INT(c->memory.never_offer.n, 0);
+        CHECK_INT(c->memory.always_offer.n, 0);
+        CHECK(c->state_dir == NULL);
+        CHECK(c->control_socket == NULL);
+        CHECK_INT(listener_tls_optional(&c->listeners[0]), 0); /* no certificate: tls none */
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_starttls_memory_section_sets_ttl_prefixes_and_lists) {
+    struct config *c;
+    check_ok(BASE "[starttls_memory]\nenabled = no\nttl = 7d\nipv4_prefix = 24\n"
+                  "ipv6_prefix = 48\nmax_entries = 10\n"
+                  "never_offer = 192.0.2.0/24, 2001:db8:bad::/48\nalways_offer = 198.51.100.7\n"
+                  "save_interval = 30s\n"
+                  "[proxy]\nstate_dir = /var/lib/stp\ncontrol_socket = /run/stp/control.sock\n",
+             &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->memory.enabled, 0);
+        CHECK(c->memory.ttl == 7 * 86400.0);
+        CHECK_INT(c->memory.ipv4_prefix, 24);
+        CHECK_INT(c->memory.ipv6_prefix, 48);
+        CHECK_INT(c->memory.max_entries, 10);
+        CHECK_INT(c->memory.never_offer.n, 2);
+        CHECK_INT(c->memory.always_offer.n, 1);
+        CHECK_STR(c->memory.never_offer_text, "192.0.2.0/24, 2001:db8:bad::/48");
+        CHECK(c->memory.save_interval == 30.0);
+        CHECK_STR(c->state_dir, "/var/lib/stp");
+        CHECK_STR(c->control_socket, "/run/stp/control.sock");
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_starttls_memory_never_offer_reads_a_file_of_cidrs) {
+    char path[] = "/tmp/stp-never-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char body[] = "# broken senders\n192.0.2.0/24\n\n2001:db8::/32 # a comment\n";
+    CHECK(write(fd, body, sizeof(body) - 1) == (ssize_t)(sizeof(body) - 1));
+    close(fd);
+    char text[1024];
+    snprintf(text, sizeof(text), BASE "[starttls_memory]\nnever_offer = %s\n", path);
+    struct config *c;
+    check_ok(text, &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->memory.never_offer.n, 2);
+    }
+    config_free(c);
+    unlink(path);
+    snprintf(text, sizeof(text), BASE "[starttls_memory]\nnever_offer = %s\n", path);
+    check_error(text, 11, "cannot open", __LINE__);
+}
+
+UNIT_TEST(config_starttls_memory_bad_values_name_their_line) {
+    check_error(BASE "[starttls_memory]\nttl = 31d\n", 11, "duration", __LINE__);
+    check_error(BASE "[starttls_memory]\nipv4_prefix = 33\n", 11, "32", __LINE__);
+    check_error(BASE "[starttls_memory]\nipv4_prefix = 0\n", 11, "at least 1", __LINE__);
+    check_error(BASE "[starttls_memory]\nipv6_prefix = 129\n", 11, "128", __LINE__);
+    check_error(BASE "[starttls_memory]\nmax_entries = 0\n", 11, "at least 1", __LINE__);
+    check_error(BASE "[starttls_memory]\nnever_offer = 192.0.2.0/33\n", 11, "never_offer",
+                __LINE__);
+    check_error(BASE "[starttls_memory]\nalways_offer = mx.example\n", 11, "always_offer",
+                __LINE__);
+    check_error(BASE "[starttls_memory]\nremember = yes\n", 11, "[starttls_memory]", __LINE__);
 }
