@@ -20,7 +20,9 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "daemon/control.h"
 #include "daemon/snapshot.h"
+#include "daemon/starttls_memory.h"
 #include "daemon/worker.h"
 #include "obs/http.h"
 #include "obs/metrics.h"
@@ -37,10 +39,13 @@ struct options {
     const char *config_path; /* NULL: the embedded default */
     int check_only;
     int debug;
+    int command_argc; /* a command for the running proxy (memory ...) */
+    char **command_argv;
 };
 
 static const char usage_text[] =
     "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--keys] [--version]\n"
+    "       smtp-tls-proxy [-c FILE] memory list | memory forget ADDR|CIDR|all\n"
     "       smtp-tls-proxy report [--help] [options] [FILE...]\n"
     "\n"
     "  -c FILE    configuration file (default: the embedded demo configuration,\n"
@@ -50,6 +55,10 @@ static const char usage_text[] =
     "  -h         this help\n"
     "  --keys     every configuration key with its default and meaning\n"
     "  --version  version and library versions\n"
+    "\n"
+    "  memory     ask the running proxy (through [proxy] control_socket of\n"
+    "             FILE) for its STARTTLS failure memory: list the senders not\n"
+    "             offered STARTTLS, or forget one, a range or all\n"
     "\n"
     "Runs in the foreground and logs to stderr. SIGHUP reloads the\n"
     "configuration; SIGTERM stops accepting and lets sessions finish.\n";
@@ -84,6 +93,10 @@ static int parse_args(int argc, char **argv, struct options *o, int *out_exit) {
             print_version();
             *out_exit = 0;
             return 0;
+        } else if (strcmp(a, "memory") == 0) {
+            o->command_argc = argc - i;
+            o->command_argv = argv + i;
+            return 1;
         } else {
             fprintf(stderr, "smtp-tls-proxy: unknown or incomplete option \"%s\"\n\n%s", a,
                     usage_text);
@@ -92,6 +105,30 @@ static int parse_args(int argc, char **argv, struct options *o, int *out_exit) {
         }
     }
     return 1;
+}
+
+/* run_command sends a command to the running proxy through the control
+ * socket its configuration names. Returns the exit code. */
+static int run_command(const struct options *o) {
+    char err[512];
+    struct config *cfg = o->config_path
+                             ? config_load(o->config_path, err, sizeof(err))
+                             : config_parse("(embedded default)", default_config_text, err,
+                                            sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        return 2;
+    }
+    if (cfg->control_socket == NULL) {
+        fprintf(stderr, "smtp-tls-proxy: %s has no [proxy] control_socket: the running proxy "
+                        "cannot be asked\n", cfg->path);
+        config_free(cfg);
+        return 2;
+    }
+    int code = control_client(cfg->control_socket, o->command_argc, o->command_argv, stdout,
+                              stderr);
+    config_free(cfg);
+    return code;
 }
 
 static struct snapshot *build_snapshot(const char *path, char *err, size_t errlen) {
@@ -159,11 +196,28 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     }
     log_set_level((enum log_level)next->cfg->log_level);
     log_set_format((enum log_format)next->cfg->log_format);
+    smem_reconfigure(next->cfg);
+    metrics_set_memory(metrics, smem_entries, smem_evictions, next->cfg->memory.max_entries);
     publish_certificates(next);
     snapshot_publish(next);
     metrics_reload(metrics, 1, ev_time());
     log_info("event=reload result=ok generation=%u", next->generation);
 }
+
+/* on_save_memory writes the STARTTLS memory's state file every
+ * save_interval (as the running configuration says). */
+static void on_save_memory(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)revents;
+    struct snapshot *snap = snapshot_acquire();
+    smem_save(snap->cfg, ev_time());
+    t->repeat = snap->cfg->memory.save_interval;
+    snapshot_release(snap);
+    ev_timer_again(loop, t);
+}
+
+static const struct control_command control_commands[] = {
+    {"memory", smem_control, NULL, "memory list | memory forget ADDR|CIDR|all"},
+};
 
 static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)revents;
@@ -240,6 +294,9 @@ int main(int argc, char **argv) {
     if (!parse_args(argc, argv, &opt, &code)) {
         return code;
     }
+    if (opt.command_argc > 0) {
+        return run_command(&opt);
+    }
     char err[512];
     struct snapshot *snap = build_snapshot(opt.config_path, err, sizeof(err));
     if (snap == NULL) {
@@ -284,6 +341,28 @@ int main(int argc, char **argv) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
         return 1;
     }
+    /* The memory is in place, with what the last run saved, before the
+     * first client can be accepted. */
+    if (!smem_start(snap->cfg, ev_time())) {
+        fprintf(stderr, "smtp-tls-proxy: out of memory\n");
+        return 1;
+    }
+    metrics_set_memory(metrics, smem_entries, smem_evictions, snap->cfg->memory.max_entries);
+    ev_timer save_timer;
+    ev_init(&save_timer, on_save_memory);
+    save_timer.repeat = snap->cfg->memory.save_interval;
+    ev_timer_again(loop, &save_timer);
+    struct control *control = NULL;
+    if (snap->cfg->control_socket != NULL) {
+        control = control_start(loop, snap->cfg->control_socket, control_commands,
+                                sizeof(control_commands) / sizeof(control_commands[0]), err,
+                                sizeof(err));
+        if (control == NULL) {
+            fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+            return 1;
+        }
+        log_info("event=control_listening socket=%s", snap->cfg->control_socket);
+    }
     pthread_sigmask(SIG_BLOCK, &handled, &previous);
     struct worker *workers = workers_start(nworkers, err, sizeof(err));
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
@@ -304,6 +383,12 @@ int main(int argc, char **argv) {
     ev_run(loop, 0);
 
     workers_stop(workers, nworkers);
+    control_stop(control);
+    /* Every session is over: what they taught the memory is kept. */
+    struct snapshot *last = snapshot_acquire();
+    smem_save(last->cfg, ev_time());
+    snapshot_release(last);
+    smem_stop();
     obs_http_stop(http);
     metrics_free(metrics);
     snapshot_clear();

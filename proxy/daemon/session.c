@@ -170,7 +170,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
         s->result = s->result ? s->result : "closing_timeout";
         session_set_state(s, STATE_DEAD);
     } else if (s->tls == CLIENT_TLS_HANDSHAKE) {
-        tls_failed(s, "handshake_timeout");
+        tls_failed(s, client_sent_nothing(s) ? "handshake_timeout_no_client_hello"
+                                             : "handshake_timeout");
     } else if (s->state == STATE_GREET_WAIT) {
         connect_backend(s); /* the client kept quiet */
     } else if (waiting_for_backend(s)) {
@@ -507,6 +508,7 @@ struct session *session_new(struct session_host *host, int fd, const struct net_
     ev_init(&s->timer, on_timeout);
     s->timer.data = s;
     s->tls_mode = "none";
+    s->starttls_note = "none";
     snprintf(s->too_many_errors, sizeof(s->too_many_errors),
              "421 4.7.0 %s Error: too many errors; closing\r\n", s->cfg->hostname);
     snprintf(s->shutdown_reply, sizeof(s->shutdown_reply),

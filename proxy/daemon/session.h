@@ -35,6 +35,7 @@ struct session_summary {
     const char *cipher;
     const char *group;     /* key exchange; NULL: plaintext or unknown */
     const char *sni;       /* "" when none; raw */
+    const char *starttls;  /* none, offered, withheld, used, failed */
     unsigned messages, accepted, forged_removed, errors, sync_violations;
     int pregreet;
     unsigned long long bytes_in, bytes_out;

@@ -283,8 +283,10 @@ static int on_ehlo_reply(struct session *s) {
     }
     s->exts = ehlo_extensions(buffer_head(&s->reply.text), s->reply.text.len);
     accept_helo(s, 1);
+    int starttls = s->listener->tls == TLS_MODE_STARTTLS && s->tls == CLIENT_TLS_OFF;
+    int withheld = starttls && starttls_withheld(s);
     struct ehlo_policy policy = {
-        .offer_starttls = s->listener->tls == TLS_MODE_STARTTLS && s->tls == CLIENT_TLS_OFF,
+        .offer_starttls = starttls && !withheld,
         .hide_auth = s->listener->auth_requires_tls && s->tls != CLIENT_TLS_ON,
         .size_reserve = HEADERS_RESERVE,
     };
@@ -294,7 +296,10 @@ static int on_ehlo_reply(struct session *s) {
         return 0;
     }
     if (policy.offer_starttls) {
+        s->starttls_note = "offered";
         metrics_starttls(s->host->metrics, session_listener_index(s), MS_OFFERED);
+    } else if (withheld) {
+        metrics_starttls(s->host->metrics, session_listener_index(s), MS_WITHHELD);
     }
     return 1;
 }

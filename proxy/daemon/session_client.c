@@ -202,6 +202,10 @@ static void act_starttls(struct session *s, const struct smtp_cmd *cmd,
         reply_local(s, "554 5.5.1 Error: TLS already active\r\n", 0);
     } else if (s->listener->tls != TLS_MODE_STARTTLS) {
         reply_local(s, "502 5.5.1 STARTTLS is not offered on this port\r\n", 0);
+    } else if (starttls_withheld(s)) {
+        /* Its last handshake failed (or never_offer): EHLO left STARTTLS
+         * out, and the mail goes through in plaintext. */
+        reply_local(s, "502 5.5.1 STARTTLS is not offered to this client\r\n", 0);
     } else if (cmd->arg_len > 0) {
         reply_local(s, "501 5.5.4 Syntax: STARTTLS\r\n", 0);
     } else if (s->authenticated) {

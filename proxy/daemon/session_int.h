@@ -166,6 +166,11 @@ struct session {
     char tls_group[32];
     char sni[256];                    /* raw; sanitised wherever it is written */
     size_t injected_bytes;            /* plaintext sent after STARTTLS */
+    /* The STARTTLS failure memory (daemon/starttls_memory.h), asked once
+     * per session when STARTTLS would be offered or is sent. */
+    unsigned starttls_decided : 1;
+    unsigned starttls_withheld : 1;
+    const char *starttls_note;        /* none, offered, withheld, used, failed: event=end */
     ev_tstamp tls_deadline;           /* the handshake must be done by then */
     /* Timeouts restart on protocol progress only (a whole command, a
      * whole reply, a state change, DATA_PROGRESS_BYTES of message), never
@@ -234,6 +239,14 @@ void backend_name_known(struct session *s);
 void process_client_input(struct session *s);
 /* accept_helo records an EHLO/HELO the backend accepted. */
 void accept_helo(struct session *s, int esmtp);
+/* starttls_withheld says whether STARTTLS is withheld from this client
+ * (remembered failure or never_offer); decided, logged once. */
+int starttls_withheld(struct session *s);
+
+/* client_sent_nothing: no TLS octet from the client since the handshake
+ * began (no ClientHello). */
+int client_sent_nothing(const struct session *s);
+
 /* starttls_begin answers STARTTLS (every earlier reply is out). */
 void starttls_begin(struct session *s);
 /* pregreet_check notices a client that talked before its greeting. */

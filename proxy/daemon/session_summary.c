@@ -26,7 +26,7 @@ void session_summary_log(const struct session_summary *m) {
     char helo[80], sni[80], org[100], name[DNS_NAME_MAX + 1];
     log_info("session=%s event=end client=%s port=%u name=%s listener=%s local_port=%u scope=%s "
              "country=%s asn=%lu as_org=\"%s\" helo=%s tls=%s cipher=%s group=%s "
-             "sni=%s messages=%u accepted=%u forged_removed=%u errors=%u pregreet=%s "
+             "sni=%s starttls=%s messages=%u accepted=%u forged_removed=%u errors=%u pregreet=%s "
              "sync_violations=%u bytes_in=%llu bytes_out=%llu result=%s duration=%.3f",
              m->id, m->client, m->port,
              m->client_name[0]
@@ -39,8 +39,8 @@ void session_summary_log(const struct session_summary *m) {
              m->tls_version ? m->tls_version : "none", m->tls_version ? m->cipher : "-",
              m->tls_version && m->group ? m->group : "-",
              m->sni[0] ? log_sanitize(sni, sizeof(sni), m->sni, strlen(m->sni)) : "-",
-             m->messages, m->accepted, m->forged_removed, m->errors,
-             m->pregreet ? "yes" : "no", m->sync_violations, m->bytes_in, m->bytes_out,
+             m->starttls ? m->starttls : "none", m->messages, m->accepted, m->forged_removed,
+             m->errors, m->pregreet ? "yes" : "no", m->sync_violations, m->bytes_in, m->bytes_out,
              m->result, m->duration);
 }
 
@@ -65,6 +65,7 @@ void session_summarize(const struct session *s, struct session_summary *m) {
         .cipher = tls ? s->tls_cipher : NULL,
         .group = tls && s->tls_group[0] ? s->tls_group : NULL,
         .sni = s->sni,
+        .starttls = s->starttls_note,
         .messages = s->messages_started,
         .accepted = s->messages_accepted,
         .forged_removed = s->forged_removed,

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "daemon/snapshot.h"
+#include "daemon/starttls_memory.h"
 #include "tls/tls.h"
 
 /* ---- TLS with the client ---- */
@@ -32,24 +33,70 @@ static void tls_established(struct session *s) {
              s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-");
     metrics_handshake(s->host->metrics, session_listener_index(s),
                       metrics_tls_of(s->tls_version), s->tls_group);
+    /* A client that completes a handshake can do TLS with us: whatever
+     * failed before from its key is forgotten (any listener). */
+    char key[64];
+    if (smem_succeeded(s->cfg, &s->client_addr, key, sizeof(key))) {
+        log_info("session=%s event=starttls_memory_cleared client=%s key=%s", s->id,
+                 s->client_ip, key);
+    }
     if (s->backend_restart) {
+        s->starttls_note = "used";
         metrics_starttls(s->host->metrics, session_listener_index(s), MS_USED);
         connect_backend(s); /* its greeting is swallowed: backend_restarted */
     }
+}
+
+int starttls_withheld(struct session *s) {
+    if (s->starttls_decided) {
+        return s->starttls_withheld;
+    }
+    s->starttls_decided = 1;
+    char key[64];
+    enum smem_decision d = smem_decide(s->cfg, s->listener, &s->client_addr,
+                                       ev_now(s->host->loop), key, sizeof(key));
+    if (d != SMEM_OFFER) {
+        s->starttls_withheld = 1;
+        s->starttls_note = "withheld";
+        log_info("session=%s event=starttls_withheld client=%s listener=%s reason=%s key=%s",
+                 s->id, s->client_ip, s->listener->name,
+                 d == SMEM_REMEMBERED ? "remembered" : "never_offer", key[0] ? key : "-");
+    }
+    return s->starttls_withheld;
 }
 
 /* tls_failed ends a session whose handshake failed. Nothing is said in
  * plaintext (the client is speaking TLS) and there is no fallback to
  * plaintext on this connection. */
 void tls_failed(struct session *s, const char *reason) {
-    log_info("session=%s event=tls_handshake_failed client=%s listener=%s mode=%s reason=%s",
-             s->id, s->client_ip, s->listener->name, s->tls_mode, reason);
+    /* After STARTTLS on a listener where TLS is optional the sender is
+     * remembered: its next attempt is not offered STARTTLS and is
+     * delivered in plaintext (ARCHITECTURE.md §5.6). */
+    int remembered = 0;
+    char key[64] = "-";
+    if (strcmp(s->tls_mode, "starttls") == 0) {
+        s->starttls_note = "failed";
+        metrics_starttls(s->host->metrics, session_listener_index(s), MS_FAILED);
+        remembered = smem_failed(s->cfg, s->listener, &s->client_addr, reason,
+                                 ev_now(s->host->loop), key, sizeof(key));
+    }
+    log_info("session=%s event=tls_failed client=%s listener=%s mode=%s reason=%s "
+             "remembered=%s key=%s",
+             s->id, s->client_ip, s->listener->name, s->tls_mode, reason,
+             remembered ? "yes" : "no", remembered ? key : "-");
     s->result = "tls_handshake_failed";
     metrics_handshake_failure(s->host->metrics, session_listener_index(s),
                               metrics_fail_of(reason));
     session_close_backend(s);
     s->client_error = 1; /* nothing more may be written to it */
     session_set_state(s, STATE_DEAD);
+}
+
+/* client_sent_nothing says whether not one octet of TLS came from the
+ * client since the handshake began: no ClientHello at all. */
+int client_sent_nothing(const struct session *s) {
+    BIO *rbio = s->client.ssl != NULL ? SSL_get_rbio(s->client.ssl) : NULL;
+    return rbio != NULL && BIO_number_read(rbio) == 0;
 }
 
 void client_handshake(struct session *s) {
@@ -61,7 +108,9 @@ void client_handshake(struct session *s) {
         break;
     case CONN_IO_EOF: {
         char reason[128];
-        tls_describe_error(reason, sizeof(reason), "client_closed_connection");
+        tls_describe_error(reason, sizeof(reason),
+                           client_sent_nothing(s) ? "client_closed_before_client_hello"
+                                                  : "client_closed_connection");
         tls_failed(s, reason);
         break;
     }

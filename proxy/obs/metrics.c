@@ -20,8 +20,9 @@ static const char *const tls_names[MT_TLS_COUNT] = {"none", "TLSv1", "TLSv1.1", 
                                                      "TLSv1.3"};
 static const char *const result_names[MR_COUNT] = {"accepted", "rejected", "aborted"};
 static const char *const fail_names[MF_COUNT] = {
-    "timeout", "no_shared_cipher", "protocol_version", "alert_received", "closed", "other"};
-static const char *const starttls_names[MS_COUNT] = {"offered", "used", "withheld"};
+    "timeout", "no_shared_cipher", "protocol_version", "alert_received", "closed",
+    "no_client_hello", "other"};
+static const char *const starttls_names[MS_COUNT] = {"offered", "used", "withheld", "failed"};
 static const char *const backend_names[MB_COUNT] = {"connect", "timeout", "closed", "protocol"};
 static const char *const refusal_names[MRF_COUNT] = {
     "max_connections", "max_per_client", "line_too_long", "xclient", "bdat",
@@ -44,6 +45,9 @@ struct metrics_shard {
 };
 
 struct metrics {
+    size_t (*memory_entries)(void); /* NULL: no STARTTLS memory */
+    size_t (*memory_evictions)(void);
+    size_t memory_max;
     size_t nlisteners;
     char **names;
     int nshards;
@@ -245,6 +249,15 @@ void metrics_set_build(struct metrics *m, const char *version, const char *tls_l
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_set_memory(struct metrics *m, size_t (*entries)(void), size_t (*evictions)(void),
+                        size_t max_entries) {
+    pthread_mutex_lock(&m->lock);
+    m->memory_entries = entries;
+    m->memory_evictions = evictions;
+    m->memory_max = max_entries;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- rendering ---- */
 
 static unsigned long long sum(const struct metrics *m, size_t offset_in_shard_array,
@@ -396,6 +409,16 @@ static void render_process_families(struct metrics *m, struct out *o) {
         put(o, "smtp_tls_proxy_certificate_not_after_timestamp_seconds{certificate=\"%s\",key_type=\"%s\"} %.0f\n",
             label_value(a, sizeof(a), m->cert_names[i]), label_value(b, sizeof(b), m->cert_types[i]),
             m->cert_not_after[i]);
+    if (m->memory_entries != NULL) {
+        family(o, "starttls_memory_entries", "gauge",
+               "Senders not offered STARTTLS because a handshake of theirs failed.");
+        put(o, "smtp_tls_proxy_starttls_memory_entries %zu\n", m->memory_entries());
+        family(o, "starttls_memory_max_entries", "gauge", "The bound of that table.");
+        put(o, "smtp_tls_proxy_starttls_memory_max_entries %zu\n", m->memory_max);
+        family(o, "starttls_memory_evictions_total", "counter",
+               "Entries dropped by the bound, least recently used first.");
+        put(o, "smtp_tls_proxy_starttls_memory_evictions_total %zu\n", m->memory_evictions());
+    }
     family(o, "build_info", "gauge", "Version and TLS library; always 1.");
     put(o, "smtp_tls_proxy_build_info{version=\"%s\",tls_library=\"%s\"} 1\n",
         label_value(a, sizeof(a), m->version ? m->version : ""),
@@ -423,6 +446,10 @@ enum metrics_tls metrics_tls_of(const char *version) {
 enum metrics_fail metrics_fail_of(const char *reason) {
     if (reason == NULL) {
         return MF_OTHER;
+    }
+    if (strstr(reason, "no_client_hello") != NULL ||
+        strstr(reason, "before_client_hello") != NULL) {
+        return MF_NO_CLIENT_HELLO;
     }
     if (strstr(reason, "timeout") != NULL) {
         return MF_TIMEOUT;

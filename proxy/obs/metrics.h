@@ -39,6 +39,7 @@ enum metrics_fail {
     MF_PROTOCOL_VERSION,
     MF_ALERT_RECEIVED,
     MF_CLOSED,
+    MF_NO_CLIENT_HELLO, /* nothing came after the 220 (or implicit TLS accept) */
     MF_OTHER,
     MF_COUNT,
 };
@@ -47,6 +48,7 @@ enum metrics_starttls {
     MS_OFFERED = 0, /* STARTTLS in an EHLO reply */
     MS_USED,        /* a STARTTLS handshake completed */
     MS_WITHHELD,    /* not offered to a client that could have had it */
+    MS_FAILED,      /* a STARTTLS handshake failed */
     MS_COUNT,
 };
 
@@ -106,6 +108,10 @@ void metrics_reload(struct metrics *m, int ok, double when);
 void metrics_set_certificates(struct metrics *m, size_t n, const char *const *names,
                               const char *const *key_types, const double *not_after);
 void metrics_set_build(struct metrics *m, const char *version, const char *tls_library);
+/* metrics_set_memory gives the STARTTLS failure memory's size (entries
+ * now, its bound, evictions so far), read at each scrape. */
+void metrics_set_memory(struct metrics *m, size_t (*entries)(void), size_t (*evictions)(void),
+                        size_t max_entries);
 
 /* metrics_render appends the Prometheus text exposition (format 0.0.4)
  * of every counter, summed over the shards, to |out|. Returns 1, or 0

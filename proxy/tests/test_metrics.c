@@ -80,9 +80,43 @@ UNIT_TEST(metrics_failure_reasons_and_versions_map_to_labels) {
     CHECK_INT(metrics_fail_of("SSL_routines:_TLSV1_ALERT_PROTOCOL_VERSION"), MF_PROTOCOL_VERSION);
     CHECK_INT(metrics_fail_of("SSL_routines:_SSLV3_ALERT_BAD_CERTIFICATE"), MF_ALERT_RECEIVED);
     CHECK_INT(metrics_fail_of("client_closed_connection"), MF_CLOSED);
+    CHECK_INT(metrics_fail_of("client_closed_before_client_hello"), MF_NO_CLIENT_HELLO);
+    CHECK_INT(metrics_fail_of("handshake_timeout_no_client_hello"), MF_NO_CLIENT_HELLO);
     CHECK_INT(metrics_fail_of("SSL_routines:_WRONG_VERSION_NUMBER"), MF_OTHER);
     CHECK_INT(metrics_tls_of("TLSv1.3"), MT_TLS13);
     CHECK_INT(metrics_tls_of("TLSv1"), MT_TLS10);
     CHECK_INT(metrics_tls_of(NULL), MT_NONE);
     CHECK_INT(metrics_tls_of("SSLv3"), MT_NONE);
+}
+
+static size_t seven(void) {
+    return 7;
+}
+
+static size_t two(void) {
+    return 2;
+}
+
+UNIT_TEST(metrics_starttls_memory_size_and_events_are_rendered) {
+    const char *names[] = {"smtp"};
+    struct metrics *m = metrics_new(1, names, 1);
+    char *s = render(m);
+    CHECK(strstr(s, "starttls_memory_entries") == NULL); /* no memory given: no family */
+    free(s);
+    metrics_set_memory(m, seven, two, 100);
+    metrics_starttls(metrics_shard(m, 0), 0, MS_WITHHELD);
+    metrics_starttls(metrics_shard(m, 0), 0, MS_FAILED);
+    metrics_starttls(metrics_shard(m, 0), 0, MS_FAILED);
+    metrics_handshake_failure(metrics_shard(m, 0), 0, MF_NO_CLIENT_HELLO);
+    s = render(m);
+    CHECK(strstr(s, "smtp_tls_proxy_starttls_memory_entries 7\n") != NULL);
+    CHECK(strstr(s, "smtp_tls_proxy_starttls_memory_max_entries 100\n") != NULL);
+    CHECK(strstr(s, "smtp_tls_proxy_starttls_memory_evictions_total 2\n") != NULL);
+    CHECK(strstr(s, "smtp_tls_proxy_starttls_total{listener=\"smtp\",event=\"withheld\"} 1\n") !=
+          NULL);
+    CHECK(strstr(s, "smtp_tls_proxy_starttls_total{listener=\"smtp\",event=\"failed\"} 2\n") !=
+          NULL);
+    CHECK(strstr(s, "reason=\"no_client_hello\"} 1\n") != NULL);
+    free(s);
+    metrics_free(m);
 }
