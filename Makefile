@@ -130,7 +130,7 @@ fresh-check:
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello report
+FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello report failmem
 FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) -Iproxy \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/protocol/data_scan.c proxy/core/buffer.c
@@ -147,7 +147,10 @@ proxy/fuzz/fuzz_report: proxy/fuzz/fuzz_report.c proxy/report/received.c proxy/r
                         proxy/report/mailbox.c proxy/report/when.c proxy/core/log.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_config: proxy/fuzz/fuzz_config.c proxy/config/config.c proxy/config/config_keys.c \
-                        proxy/core/addr.c proxy/core/log.c $(GEN)
+                        proxy/core/addr.c proxy/core/cidr.c proxy/core/log.c $(GEN)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+proxy/fuzz/fuzz_failmem: proxy/fuzz/fuzz_failmem.c proxy/core/failmem.c proxy/core/cidr.c \
+                         proxy/core/addr.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
 fuzz: $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
