@@ -32,8 +32,8 @@ class ImplicitTlsTest(TlsTest):
         rest = c.read_until_eof()
         self.assertNotIn(b"220", rest)
         self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
-        line = self.session_line(c, "event=tls_handshake_failed")
-        self.assertRegex(line, r"event=tls_handshake_failed client=127\.0\.0\.1 "
+        line = self.session_line(c, "event=tls_failed")
+        self.assertRegex(line, r"event=tls_failed client=127\.0\.0\.1 "
                                r"listener=submissions mode=implicit reason=\S+")
         self.assertNotIn("reason=client_closed_connection", line)
         self.good_implicit_message()
@@ -46,7 +46,7 @@ class ImplicitTlsTest(TlsTest):
                 c.sock.shutdown(socket.SHUT_WR)
             rest = c.read_until_eof()
             self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
-            self.assertRegex(self.session_line(c, "event=tls_handshake_failed"), r"reason=\S+")
+            self.assertRegex(self.session_line(c, "event=tls_failed"), r"reason=\S+")
         self.good_implicit_message()
 
     def test_silent_client_on_implicit_port_is_cut_off_by_handshake_timeout(self):

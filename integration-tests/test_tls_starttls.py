@@ -108,8 +108,8 @@ class StarttlsTest(TlsTest):
         # At most a TLS alert record (content type 21), never an SMTP reply.
         self.assertNotIn(b"250", rest)
         self.assertTrue(rest == b"" or rest[:1] == b"\x15", rest)
-        line = self.session_line(c, "event=tls_handshake_failed")
-        self.assertRegex(line, r"event=tls_handshake_failed client=127\.0\.0\.1 listener=smtp "
+        line = self.session_line(c, "event=tls_failed")
+        self.assertRegex(line, r"event=tls_failed client=127\.0\.0\.1 listener=smtp "
                                r"mode=starttls reason=\S+")
         self.assertRegex(self.session_line(c, "event=end"), r"result=tls_handshake_failed")
         self.assertNotIn("MAIL FROM", self.sink.log())
@@ -192,7 +192,7 @@ class StarttlsInjectionTest(TlsTest):
             self.finish_proper_transaction(c)
         except (ssl.SSLError, OSError):
             # ... or they reached the TLS library as a broken ClientHello.
-            self.session_line(c, "event=tls_handshake_failed")
+            self.session_line(c, "event=tls_failed")
             time.sleep(0.2)
             self.assertEqual(self.sink.parsed_messages(), [])
             self.assertNotIn("evil@x", self.sink.log())

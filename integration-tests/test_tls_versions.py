@@ -28,14 +28,14 @@ class TlsVersionTest(TlsTest):
                                   "-cipher", "DEFAULT:@SECLEVEL=0")
         self.assertNotEqual(code, 0, out)
         self.assertNotIn("BEGIN CERTIFICATE", out)
-        self.wait_log_re(r"event=tls_handshake_failed client=127\.0\.0\.1 "
+        self.wait_log_re(r"event=tls_failed client=127\.0\.0\.1 "
                          r"listener=submission mode=starttls reason=\S*"
                          r"(UNSUPPORTED_PROTOCOL|VERSION)")
         # The same with Python's ssl, on the implicit listener too.
         c = self.conv("submissions")
         with self.assertRaises((ssl.SSLError, OSError)):
             self.wrap(c, "mx.example.test", tls11_context())
-        self.assertRegex(self.session_line(c, "event=tls_handshake_failed"),
+        self.assertRegex(self.session_line(c, "event=tls_failed"),
                          r"listener=submissions mode=implicit reason=\S*"
                          r"(UNSUPPORTED_PROTOCOL|VERSION)")
 
@@ -83,7 +83,7 @@ class TlsPolicyConfigTest(TlsTest):
         self.expect(c, b"220 2.0.0")
         with self.assertRaises((ssl.SSLError, OSError)):
             self.wrap(c, "mx.example.test", ctx)
-        self.assertRegex(self.session_line(c, "event=tls_handshake_failed"),
+        self.assertRegex(self.session_line(c, "event=tls_failed"),
                          r"listener=smtp mode=starttls reason=\S*(UNSUPPORTED_PROTOCOL|VERSION)")
 
     def test_ciphers_setting_limits_tls12_suites(self):
