@@ -253,6 +253,14 @@ static int finish_listener(struct parse *p, struct listener_config *l) {
          * handshake would fall back to (RFC 7435). */
         l->min_tls_version = l->kind == KIND_SMTP ? CONFIG_TLS1_0 : CONFIG_TLS1_2;
     }
+    if (l->proxy_protocol != PROXY_PROTOCOL_NO && l->proxy_trusted.n == 0) {
+        return config_fail(p, "[listener %s]: proxy_protocol needs proxy_trusted (the load "
+                              "balancers' addresses): anyone else could claim any address",
+                           l->name);
+    }
+    if (l->proxy_protocol == PROXY_PROTOCOL_NO && l->proxy_trusted.n > 0) {
+        return config_fail(p, "[listener %s]: proxy_trusted without proxy_protocol", l->name);
+    }
     if (l->ciphers != NULL && l->tls == TLS_MODE_NONE) {
         return config_fail(p, "[listener %s]: ciphers needs tls = starttls or implicit", l->name);
     }
@@ -291,6 +299,16 @@ static int finish(struct parse *p) {
         p->line = c->line_limit_line;
         return config_fail(p, "mail_line_max (%zu) must be at least command_line_max (%zu)",
                     c->mail_line_max, c->command_line_max);
+    }
+    if (c->memory.redis != NULL) {
+        struct net_addr a;
+        char why[200];
+        p->line = 0;
+        if (strncmp(c->memory.redis, "unix:/", 6) != 0 &&
+            !net_addr_parse(c->memory.redis, &a, why, sizeof(why))) {
+            return config_fail(p, "[starttls_memory] redis = %s: expected a numeric host:port, "
+                                  "[IPv6]:port or unix:/path (%s)", c->memory.redis, why);
+        }
     }
     if (!finish_certificates(p)) {
         return 0;
@@ -400,6 +418,8 @@ void config_free(struct config *c) {
         free(c->listeners[i].name);
         free(c->listeners[i].address);
         free(c->listeners[i].ciphers);
+        free(c->listeners[i].proxy_trusted_text);
+        cidr_list_free(&c->listeners[i].proxy_trusted);
     }
     for (size_t i = 0; i < c->ncerts; i++) {
         struct cert_config *cc = &c->certs[i];
@@ -421,6 +441,9 @@ void config_free(struct config *c) {
     free(c->control_socket);
     free(c->memory.never_offer_text);
     free(c->memory.always_offer_text);
+    free(c->memory.redis);
+    free(c->memory.redis_password);
+    free(c->memory.redis_prefix);
     cidr_list_free(&c->memory.never_offer);
     cidr_list_free(&c->memory.always_offer);
     free(c->listeners);

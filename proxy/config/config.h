@@ -35,6 +35,14 @@ enum listener_kind {
     KIND_SUBMISSIONS = 2, /* port 465: TLS from the first byte */
 };
 
+/* Inbound PROXY protocol from a load balancer (per listener). */
+enum proxy_protocol {
+    PROXY_PROTOCOL_NO = 0,
+    PROXY_PROTOCOL_V1 = 1,
+    PROXY_PROTOCOL_V2 = 2,
+    PROXY_PROTOCOL_ANY = 3, /* v1 or v2, whichever arrives */
+};
+
 enum tls_mode {
     TLS_MODE_NONE = 0,
     TLS_MODE_STARTTLS = 1,
@@ -58,6 +66,9 @@ struct listener_config {
     int auth_requires_tls;  /* AUTH hidden and refused before TLS */
     int min_tls_version;    /* CONFIG_TLS1_x */
     char *ciphers;          /* TLS 1.2 and older; NULL: the kind's default (tls.h) */
+    enum proxy_protocol proxy_protocol; /* a PROXY header before anything else */
+    char *proxy_trusted_text;           /* as written */
+    struct cidr_list proxy_trusted;     /* who may send it; others are closed */
     int line; /* where the section starts, for messages */
 };
 
@@ -107,6 +118,11 @@ struct starttls_memory_config {
     char *always_offer_text;
     struct cidr_list never_offer;  /* never offered STARTTLS on those listeners */
     struct cidr_list always_offer; /* never remembered */
+    /* Shared with other proxies through Redis (daemon/redis_memory.h). */
+    char *redis;              /* "host:port" or "unix:/path"; NULL: local only */
+    char *redis_password;     /* AUTH; NULL: none */
+    char *redis_prefix;       /* key prefix */
+    double redis_timeout;     /* a session waits at most this for an answer */
 };
 
 struct config {
@@ -136,6 +152,7 @@ struct config {
     double data_end_timeout;   /* reply to the final dot, 4.5.3.2.6 */
     double shutdown_grace;     /* sessions may finish after SIGTERM */
     double handshake_timeout;  /* a TLS handshake, [tls] */
+    double proxy_protocol_timeout; /* the inbound PROXY header must be in by then */
     char *groups;              /* key-exchange groups, [tls]; NULL: default */
 
     struct listener_config *listeners;
@@ -193,6 +210,7 @@ const char *listener_kind_name(enum listener_kind kind);
 const char *tls_mode_name(enum tls_mode mode);
 const char *identity_mode_name(enum identity_mode mode);
 const char *pregreet_policy_name(enum pregreet_policy policy);
+const char *proxy_protocol_name(enum proxy_protocol mode);
 /* tls_version_name gives "TLSv1.2" for CONFIG_TLS1_2 and so on. */
 const char *tls_version_name(int version);
 

@@ -40,6 +40,7 @@ static const char *const kind_names[] = {"smtp", "submission", "submissions", NU
 static const char *const tls_mode_names[] = {"none", "starttls", "implicit", NULL};
 static const char *const identity_names[] = {"none", "xclient", "proxy-v1", "proxy-v2", NULL};
 static const char *const pregreet_names[] = {"ignore", "log", "reject", NULL};
+static const char *const proxy_protocol_names[] = {"no", "v1", "v2", "any", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 
@@ -57,6 +58,10 @@ const char *identity_mode_name(enum identity_mode mode) {
 
 const char *pregreet_policy_name(enum pregreet_policy policy) {
     return pregreet_names[policy];
+}
+
+const char *proxy_protocol_name(enum proxy_protocol mode) {
+    return proxy_protocol_names[mode];
 }
 
 const char *tls_version_name(int version) {
@@ -472,6 +477,8 @@ static const struct config_key keys[] = {
      NULL, "10000", "concurrent client connections, all listeners"},
     {SECTION_PROXY, "max_per_client", KEY_LIMIT, PROXY(max_per_client), 0, CONFIG_COUNT_MAX,
      NULL, "50", "concurrent connections from one client address"},
+    {SECTION_PROXY, "proxy_protocol_timeout", KEY_DURATION, PROXY(proxy_protocol_timeout), 0, 0,
+     NULL, "5s", "listeners with proxy_protocol: the header must arrive within this"},
     {SECTION_PROXY, "connect_timeout", KEY_DURATION, PROXY(connect_timeout), 0, 0, NULL, "30s",
      "connecting to the backend"},
     {SECTION_PROXY, "greeting_timeout", KEY_DURATION, PROXY(greeting_timeout), 0, 0, NULL,
@@ -510,6 +517,11 @@ static const struct config_key keys[] = {
      NULL, NULL, "TLSv1.0 on kind smtp, TLSv1.2 on submission kinds"},
     {SECTION_LISTENER, "ciphers", KEY_STRING, LISTENER(ciphers), 0, 0, NULL, NULL,
      "TLS 1.2 and older cipher list; by kind"},
+    {SECTION_LISTENER, "proxy_protocol", KEY_CHOICE, LISTENER(proxy_protocol), 0, 0,
+     proxy_protocol_names, NULL, "no, v1, v2 or any: a load balancer's PROXY header first"},
+    {SECTION_LISTENER, "proxy_trusted", KEY_CIDRS, LISTENER(proxy_trusted),
+     LISTENER(proxy_trusted_text), 0, NULL, NULL,
+     "CIDRs (or /path of a file of them) that may send it; others are closed"},
     {SECTION_TLS, "handshake_timeout", KEY_DURATION, PROXY(handshake_timeout), 0, 0, NULL,
      "30s", "a deadline for the whole TLS handshake"},
     {SECTION_TLS, "groups", KEY_STRING, PROXY(groups), 0, 0, NULL, NULL,
@@ -550,6 +562,14 @@ static const struct config_key keys[] = {
     {SECTION_STARTTLS_MEMORY, "always_offer", KEY_CIDRS, PROXY(memory.always_offer),
      PROXY(memory.always_offer_text), 0, NULL, NULL,
      "CIDRs (or /path of a file of them) never remembered; none"},
+    {SECTION_STARTTLS_MEMORY, "redis", KEY_STRING, PROXY(memory.redis), 0, 0, NULL, NULL,
+     "host:port or unix:/path of a Redis shared by several proxies; none"},
+    {SECTION_STARTTLS_MEMORY, "redis_password", KEY_STRING, PROXY(memory.redis_password), 0, 0,
+     NULL, NULL, "Redis AUTH password; none"},
+    {SECTION_STARTTLS_MEMORY, "redis_prefix", KEY_STRING, PROXY(memory.redis_prefix), 0, 0, NULL,
+     "smtp-tls-proxy:starttls:", "prefix of the Redis keys"},
+    {SECTION_STARTTLS_MEMORY, "redis_timeout", KEY_DURATION, PROXY(memory.redis_timeout), 0, 0,
+     NULL, "50ms", "a session waits at most this for Redis; later is not remembered"},
     {SECTION_STARTTLS_MEMORY, "save_interval", KEY_DURATION, PROXY(memory.save_interval), 0, 0,
      NULL, "5m", "how often the memory is written to state_dir (and at shutdown)"},
 };

@@ -689,3 +689,39 @@ UNIT_TEST(config_starttls_memory_bad_values_name_their_line) {
                 __LINE__);
     check_error(BASE "[starttls_memory]\nremember = yes\n", 11, "[starttls_memory]", __LINE__);
 }
+
+UNIT_TEST(config_listener_proxy_protocol_needs_trusted_peers) {
+    struct config *c;
+    check_ok(BASE "proxy_protocol = v2\nproxy_trusted = 10.0.0.10, 10.0.0.0/24\n", &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->listeners[0].proxy_protocol, PROXY_PROTOCOL_V2);
+        CHECK_INT(c->listeners[0].proxy_trusted.n, 2);
+        CHECK(c->proxy_protocol_timeout == 5.0);
+    }
+    config_free(c);
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->listeners[0].proxy_protocol, PROXY_PROTOCOL_NO);
+    }
+    config_free(c);
+    check_error(BASE "proxy_protocol = any\n", 7, "proxy_trusted", __LINE__);
+    check_error(BASE "proxy_trusted = 10.0.0.1\n", 7, "without proxy_protocol", __LINE__);
+    check_error(BASE "proxy_protocol = v3\n", 10, "no, v1, v2 or any", __LINE__);
+    check_error(BASE "proxy_protocol = v1\nproxy_trusted = lb.example\n", 11, "proxy_trusted",
+                __LINE__);
+}
+
+UNIT_TEST(config_starttls_memory_redis_is_numeric_or_a_unix_path) {
+    struct config *c;
+    check_ok(BASE "[starttls_memory]\nredis = 127.0.0.1:6379\nredis_timeout = 20ms\n", &c,
+             __LINE__);
+    if (c != NULL) {
+        CHECK_STR(c->memory.redis, "127.0.0.1:6379");
+        CHECK_STR(c->memory.redis_prefix, "smtp-tls-proxy:starttls:");
+        CHECK(c->memory.redis_timeout > 0.0199 && c->memory.redis_timeout < 0.0201);
+    }
+    config_free(c);
+    check_ok(BASE "[starttls_memory]\nredis = unix:/run/redis/redis.sock\n", &c, __LINE__);
+    config_free(c);
+    check_error(BASE "[starttls_memory]\nredis = redis.example:6379\n", 0, "numeric", __LINE__);
+}
