@@ -51,6 +51,9 @@ struct session_host {
     int id;
     struct metrics_shard *metrics; /* obs/metrics.h: this host's counters */
     struct dns_resolver *dns; /* daemon/dns.h; NULL: no reverse lookups */
+    /* daemon/redis_memory.h: the STARTTLS memory shared through Redis, on
+     * this loop; NULL: none configured (local memory only). */
+    struct redis_memory *redis;
     /* gone is called once, as |s| is freed, with what it was. */
     void (*gone)(struct session_host *host, struct session *s, const struct net_addr *client,
                  const struct session_summary *summary);

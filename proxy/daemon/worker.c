@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "daemon/dns.h"
 #include "daemon/net.h"
+#include "daemon/redis_memory.h"
 #include "daemon/session.h"
 #include "daemon/snapshot.h"
 
@@ -95,6 +96,25 @@ static void pause_accepting(struct worker *w, int err) {
     ev_timer_start(w->loop, &w->accept_pause);
 }
 
+/* follow_config applies a reloaded snapshot to what the worker holds
+ * itself, its Redis client: once per generation, at the first accept
+ * under it, which is where the sessions that use it start. A Redis
+ * named by a reload is connected then; one no longer named is closed
+ * (host.redis NULL) but kept, for sessions that still hold lookups. */
+static void follow_config(struct worker *w, const struct snapshot *snap) {
+    if (snap->generation == w->generation) {
+        return;
+    }
+    w->generation = snap->generation;
+    const struct config *cfg = snap->cfg;
+    if (w->redis == NULL) {
+        w->redis = redis_memory_new(w->loop, w->id, cfg);
+    } else {
+        redis_memory_configure(w->redis, cfg);
+    }
+    w->host.redis = cfg->memory.redis != NULL ? w->redis : NULL;
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
     (void)loop;
     (void)revents;
@@ -114,6 +134,7 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             return;
         }
         struct snapshot *snap = snapshot_acquire();
+        follow_config(w, snap);
         if (atomic_fetch_add(&sessions_live, 1) >= snap->cfg->max_connections) {
             atomic_fetch_sub(&sessions_live, 1);
             log_warning("event=refused reason=max_connections limit=%u",
@@ -246,6 +267,10 @@ static void worker_free(struct worker *w) {
     /* Every session is gone, and with it every lookup it started. */
     dns_resolver_free(w->host.dns);
     w->host.dns = NULL;
+    /* Their Redis lookups too (cancelled): nothing calls back. */
+    redis_memory_free(w->redis);
+    w->redis = NULL;
+    w->host.redis = NULL;
     if (w->loop != NULL) {
         ev_loop_destroy(w->loop);
     }
@@ -265,6 +290,15 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     w->host.metrics = metrics_shard(worker_metrics, id);
     /* The worker's own c-ares channel, on its loop (daemon/dns.h). */
     w->host.dns = w->loop != NULL ? dns_resolver_new(w->loop) : NULL;
+    /* The shared STARTTLS memory's Redis client, on the loop; it connects
+     * once the loop runs. Out of memory: the local memory only. */
+    if (w->loop != NULL && cfg->memory.redis != NULL) {
+        w->redis = redis_memory_new(w->loop, id, cfg);
+        if (w->redis == NULL) {
+            log_error("event=redis_unavailable worker=%d reason=out_of_memory", id);
+        }
+    }
+    w->host.redis = w->redis;
     w->listen_fds = calloc(cfg->nlisteners, sizeof(int));
     w->accept_io = calloc(cfg->nlisteners, sizeof(ev_io));
     if (w->loop == NULL || w->host.dns == NULL || w->listen_fds == NULL ||
@@ -334,6 +368,8 @@ struct worker *workers_start(int n, char *err, size_t errlen) {
         ok = worker_init(&ws[made], made, snap->cfg, err, errlen);
         if (!ok) {
             worker_free(&ws[made]);
+        } else {
+            ws[made].generation = snap->generation;
         }
     }
     snapshot_release(snap);

@@ -31,6 +31,11 @@ struct worker {
     atomic_int stop_requested;
     int stopping;
     double shutdown_grace;
+    /* The shared STARTTLS memory's Redis client (daemon/redis_memory.h),
+     * made once Redis is configured and kept to the end; host.redis is
+     * it while the current configuration names a Redis, NULL otherwise. */
+    struct redis_memory *redis;
+    unsigned generation; /* the snapshot generation applied to it */
 };
 
 struct metrics;
