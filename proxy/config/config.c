@@ -289,8 +289,11 @@ static int finish_certificates(struct parse *p) {
 
 static int finish(struct parse *p) {
     struct config *c = p->cfg;
-    if (!p->seen_backend || c->backend.address == NULL) {
+    if (!p->seen_backend || c->backend.ntargets == 0) {
         return config_fail(p, "a [backend] section with an address is required");
+    }
+    if (c->backend.max_tries > c->backend.ntargets) {
+        c->backend.max_tries = (unsigned)c->backend.ntargets; /* each target once at most */
     }
     if (c->nlisteners == 0) {
         return config_fail(p, "at least one [listener NAME] section is required");
@@ -448,6 +451,7 @@ void config_free(struct config *c) {
     cidr_list_free(&c->memory.always_offer);
     free(c->listeners);
     free(c->backend.address);
+    config_free_backends(&c->backend);
     free(c->hostname);
     free(c->status_header);
     free(c->path);

@@ -3,8 +3,9 @@
  *
  *   [proxy]             hostname, status_header, workers, log_level,
  *                       log_format, limits and timeouts
- *   [backend]           address (host:port, [v6]:port or a unix path),
- *                       identity (none, xclient, proxy-v1, proxy-v2)
+ *   [backend]           address (a list: host:port, [v6]:port, unix paths,
+ *                       DNS names with a port), balance, down_time,
+ *                       max_tries, identity (none, xclient, proxy-v1, proxy-v2)
  *   [listener NAME]     address, kind, tls, require_tls, min_tls_version,
  *                       ciphers, auth_requires_tls (one per listener)
  *   [tls]               handshake_timeout, groups
@@ -27,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "core/addr.h"
+#include "core/backend_pool.h"
 #include "core/cidr.h"
 
 enum listener_kind {
@@ -98,9 +100,17 @@ enum pregreet_policy {
     PREGREET_REJECT = 2, /* 554 5.5.1 and close */
 };
 
+/* [backend]: one or more legacy MTAs. The first connection of a session
+ * goes to a target chosen by |balance| (core/backend_pool.h); one that
+ * fails before the client is greeted is down for |down_time| and the next
+ * is tried, |max_tries| targets at most (ARCHITECTURE.md §4). */
 struct backend_config {
-    char *address;
-    struct net_addr addr;
+    char *address;                  /* as written: the whole list */
+    struct backend_target *targets; /* in order, names resolved; ntargets >= 1 */
+    size_t ntargets;
+    enum backend_balance balance;
+    double down_time;               /* a failed target is skipped this long */
+    unsigned max_tries;             /* targets per session; at most ntargets */
     enum identity_mode identity;
 };
 
@@ -179,6 +189,18 @@ struct config {
  * |errlen|) holding "path:line: reason". */
 struct config *config_parse(const char *path, const char *text, char *err, size_t errlen);
 
+/* A resolver for the DNS names of [backend] address: writes at most
+ * |max| addresses of |host| into |out|, in the order to try them (the
+ * port is set by the caller). Returns how many, or 0 with |err| saying
+ * why. */
+typedef size_t config_resolver_fn(const char *host, struct net_addr *out, size_t max, char *err,
+                                  size_t errlen);
+
+/* config_set_resolver replaces the resolver (getaddrinfo, on the thread
+ * that parses: the main thread, at start and at reload); NULL restores
+ * it. For tests and the fuzzer, which must not depend on DNS. */
+void config_set_resolver(config_resolver_fn *fn);
+
 /* config_load reads the file at |path| and parses it. */
 struct config *config_load(const char *path, char *err, size_t errlen);
 
@@ -211,6 +233,7 @@ const char *tls_mode_name(enum tls_mode mode);
 const char *identity_mode_name(enum identity_mode mode);
 const char *pregreet_policy_name(enum pregreet_policy policy);
 const char *proxy_protocol_name(enum proxy_protocol mode);
+const char *backend_balance_name(enum backend_balance balance);
 /* tls_version_name gives "TLSv1.2" for CONFIG_TLS1_2 and so on. */
 const char *tls_version_name(int version);
 

@@ -45,6 +45,9 @@ char *config_trim(char *s);
  * an unknown key is an error naming the section. */
 int config_set_key(struct parse *p, const char *name, const char *v);
 
+/* config_free_backends frees the targets of |b| (config_free). */
+void config_free_backends(struct backend_config *b);
+
 /* config_set_defaults gives every [proxy], [backend] and [tls] key with
  * a default its value, parsed from the table's text. */
 int config_set_defaults(struct parse *p);

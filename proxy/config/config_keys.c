@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ static const char *const tls_mode_names[] = {"none", "starttls", "implicit", NUL
 static const char *const identity_names[] = {"none", "xclient", "proxy-v1", "proxy-v2", NULL};
 static const char *const pregreet_names[] = {"ignore", "log", "reject", NULL};
 static const char *const proxy_protocol_names[] = {"no", "v1", "v2", "any", NULL};
+static const char *const balance_names[] = {"failover", "round-robin", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 
@@ -62,6 +64,10 @@ const char *pregreet_policy_name(enum pregreet_policy policy) {
 
 const char *proxy_protocol_name(enum proxy_protocol mode) {
     return proxy_protocol_names[mode];
+}
+
+const char *backend_balance_name(enum backend_balance balance) {
+    return balance_names[balance];
 }
 
 const char *tls_version_name(int version) {
@@ -397,6 +403,181 @@ static int parse_cidrs(struct parse *p, const char *k, const char *v, struct cid
     return parse_string(p, v, text);
 }
 
+/* ---- [backend] address: a list of targets ---- */
+
+/* system_resolver looks |host| up with getaddrinfo (TCP, IPv4 and IPv6,
+ * in the order the system prefers). */
+static size_t system_resolver(const char *host, struct net_addr *out, size_t max, char *err,
+                              size_t errlen) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return 0;
+    }
+    size_t n = 0;
+    for (const struct addrinfo *a = res; a != NULL && n < max; a = a->ai_next) {
+        if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) &&
+            a->ai_addrlen <= sizeof(out[n].ss)) {
+            memset(&out[n], 0, sizeof(out[n]));
+            memcpy(&out[n].ss, a->ai_addr, a->ai_addrlen);
+            out[n].len = a->ai_addrlen;
+            n++;
+        }
+    }
+    freeaddrinfo(res);
+    if (n == 0) {
+        snprintf(err, errlen, "no IPv4 or IPv6 address");
+    }
+    return n;
+}
+
+static config_resolver_fn *resolver = system_resolver;
+
+void config_set_resolver(config_resolver_fn *fn) {
+    resolver = fn != NULL ? fn : system_resolver;
+}
+
+/* backend_name_port splits "name:port" where name is a DNS name (not a
+ * numeric address, which net_addr_parse takes). Returns 1 with |host|
+ * and |port| set. */
+static int backend_name_port(const char *item, char *host, size_t hostlen, unsigned *port) {
+    const char *colon = strrchr(item, ':');
+    if (colon == NULL || (size_t)(colon - item) >= hostlen || item[0] == '*') {
+        return 0;
+    }
+    snprintf(host, hostlen, "%.*s", (int)(colon - item), item);
+    if (!valid_dns_name(host) || strspn(host, "0123456789.") == strlen(host)) {
+        return 0; /* an IPv4 look-alike: net_addr_parse says what is wrong */
+    }
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(colon + 1, &end, 10);
+    if (!isdigit((unsigned char)colon[1]) || *end != '\0' || errno != 0 || n == 0 || n > 65535) {
+        return 0;
+    }
+    *port = (unsigned)n;
+    return 1;
+}
+
+static void set_port(struct net_addr *a, unsigned port) {
+    if (a->ss.ss_family == AF_INET) {
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+    } else if (a->ss.ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+    }
+}
+
+/* add_target appends a target named |text| to |t| (|*n| so far);
+ * a text listed twice is an error. */
+static int add_target(struct parse *p, struct backend_target **t, size_t *n, const char *text,
+                      const struct net_addr *addr) {
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*t)[i].text, text) == 0) {
+            return config_fail(p, "backend %s is listed twice", text);
+        }
+    }
+    if (*n >= BACKEND_TARGETS_MAX) {
+        return config_fail(p, "more than %d backends (a name counts once per address)",
+                           BACKEND_TARGETS_MAX);
+    }
+    struct backend_target *grown = realloc(*t, (*n + 1) * sizeof(**t));
+    if (grown == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    *t = grown;
+    if ((grown[*n].text = strdup(text)) == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    grown[*n].addr = *addr;
+    (*n)++;
+    return 1;
+}
+
+/* backend_item adds one item of the list: a numeric address or unix
+ * path as it is, a DNS name as one target per address it resolves to,
+ * named "name:port@address". */
+static int backend_item(struct parse *p, const char *item, struct backend_target **t,
+                        size_t *n) {
+    char why[200], host[256];
+    struct net_addr addr;
+    unsigned port = 0;
+    if (net_addr_parse(item, &addr, why, sizeof(why))) {
+        return add_target(p, t, n, item, &addr);
+    }
+    if (item[0] == '/' || item[0] == '[' || !backend_name_port(item, host, sizeof(host), &port)) {
+        return config_fail(p, "%s", why);
+    }
+    struct net_addr found[BACKEND_TARGETS_MAX];
+    size_t nfound = resolver(host, found, BACKEND_TARGETS_MAX, why, sizeof(why));
+    if (nfound == 0) {
+        return config_fail(p, "backend %s: cannot resolve %s: %s", item, host, why);
+    }
+    for (size_t i = 0; i < nfound; i++) {
+        char ip[64], text[sizeof(host) + 80];
+        set_port(&found[i], port);
+        net_addr_format(&found[i], ip, sizeof(ip), NULL);
+        snprintf(text, sizeof(text), "%s@%s", item, ip);
+        int seen = 0;
+        for (size_t j = 0; j < *n; j++) {
+            seen |= strcmp((*t)[j].text, text) == 0;
+        }
+        if (seen && i > 0) {
+            continue; /* the resolver gave one address twice */
+        }
+        if (!add_target(p, t, n, text, &found[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void free_targets(struct backend_target *t, size_t n) {
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        free(t[i].text);
+    }
+    free(t);
+}
+
+/* parse_backends reads "item, item, ..." (at least one) into |b|,
+ * replacing what an earlier address line gave. */
+static int parse_backends(struct parse *p, const char *v, struct backend_config *b) {
+    char *copy = strdup(v);
+    if (copy == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    struct backend_target *t = NULL;
+    size_t n = 0;
+    int ok = 1;
+    /* By hand: strtok_r would pass over an empty item ("a,,b"). */
+    for (char *tok = copy; ok && tok != NULL;) {
+        char *comma = strchr(tok, ',');
+        if (comma != NULL) {
+            *comma = '\0';
+        }
+        char *item = config_trim(tok);
+        ok = *item != '\0' ? backend_item(p, item, &t, &n)
+                           : config_fail(p, "an empty item in the backend list");
+        tok = comma != NULL ? comma + 1 : NULL;
+    }
+    free(copy);
+    if (!ok || !parse_string(p, v, &b->address)) {
+        free_targets(t, n);
+        return 0;
+    }
+    free_targets(b->targets, b->ntargets);
+    b->targets = t;
+    b->ntargets = n;
+    return 1;
+}
+
+void config_free_backends(struct backend_config *b) {
+    free_targets(b->targets, b->ntargets);
+    b->targets = NULL;
+    b->ntargets = 0;
+}
+
 /* parse_choice stores the index of |v| among |names| (NULL-terminated). */
 static int parse_choice(struct parse *p, const char *k, const char *v,
                         const char *const *names, int *out) {
@@ -431,6 +612,7 @@ enum key_type {
     KEY_NAMES,       /* char ** at offset, size_t count at offset2 */
     KEY_DNS_SERVERS, /* char *, "host[:port],..." normalised */
     KEY_CIDRS,       /* struct cidr_list at offset, its text (char *) at offset2 */
+    KEY_BACKENDS,    /* struct backend_config at offset: address and targets */
 };
 
 struct config_key {
@@ -497,8 +679,14 @@ static const struct config_key keys[] = {
      "directory for state kept across restarts (the STARTTLS memory); none"},
     {SECTION_PROXY, "control_socket", KEY_STRING, PROXY(control_socket), 0, 0, NULL, NULL,
      "unix socket (mode 0600) for smtp-tls-proxy memory ...; none"},
-    {SECTION_BACKEND, "address", KEY_ADDRESS, PROXY(backend.addr), PROXY(backend.address), 0,
-     NULL, NULL, "host:port, [IPv6]:port or /unix/path of the legacy MTA"},
+    {SECTION_BACKEND, "address", KEY_BACKENDS, PROXY(backend), 0, 0, NULL, NULL,
+     "the legacy MTA(s): host:port, [IPv6]:port, /unix/path or name:port, comma-separated"},
+    {SECTION_BACKEND, "balance", KEY_CHOICE, PROXY(backend.balance), 0, 0, balance_names,
+     "failover", "failover (the first that is up) or round-robin (the up ones in turn)"},
+    {SECTION_BACKEND, "down_time", KEY_DURATION, PROXY(backend.down_time), 0, 0, NULL, "30s",
+     "a backend that failed before its greeting is skipped this long"},
+    {SECTION_BACKEND, "max_tries", KEY_LIMIT, PROXY(backend.max_tries), 0, BACKEND_TARGETS_MAX,
+     NULL, "3", "backends tried for one client before 421; at most the number listed"},
     {SECTION_BACKEND, "identity", KEY_CHOICE, PROXY(backend.identity), 0, 0, identity_names,
      "none", "none, xclient, proxy-v1 or proxy-v2"},
     {SECTION_LISTENER, "address", KEY_ADDRESS, LISTENER(addr), LISTENER(address), 0, NULL,
@@ -658,6 +846,8 @@ static int set_value(struct parse *p, const struct config_key *k, const char *v)
         return parse_dns_servers(p, v, (char **)at);
     case KEY_CIDRS:
         return parse_cidrs(p, k->name, v, (struct cidr_list *)at, (char **)(base + k->offset2));
+    case KEY_BACKENDS:
+        return parse_backends(p, v, (struct backend_config *)at);
     }
     return config_fail(p, "internal error: key %s has no parser", k->name);
 }

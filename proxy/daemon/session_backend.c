@@ -514,7 +514,7 @@ static void send_proxy_header(struct session *s) {
  * header, which goes first). */
 void connect_backend(struct session *s) {
     session_set_state(s, STATE_CONNECTING);
-    int bfd = net_connect(&s->cfg->backend.addr);
+    int bfd = net_connect(&s->cfg->backend.targets[0].addr);
     if (bfd < 0) {
         metrics_backend_error(s->host->metrics, MB_CONNECT);
         log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
