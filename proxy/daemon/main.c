@@ -376,7 +376,7 @@ int main(int argc, char **argv) {
                  l->name, l->address, listener_kind_name(l->kind), tls_mode_name(l->tls),
                  l->require_tls ? "yes" : "no");
     }
-    log_info("event=started version=%s workers=%d backend=%s config=%s", PROXY_VERSION,
+    log_info("event=started version=%s workers=%d backend=\"%s\" config=%s", PROXY_VERSION,
              nworkers, snap->cfg->backend.address,
              opt.config_path ? opt.config_path : "(embedded default)");
 

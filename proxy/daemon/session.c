@@ -174,6 +174,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
                                              : "handshake_timeout");
     } else if (s->state == STATE_GREET_WAIT) {
         connect_backend(s); /* the client kept quiet */
+    } else if (s->state == STATE_CONNECTING || s->state == STATE_GREETING) {
+        backend_failed(s, BACKEND_TIMEOUT, NULL); /* the next backend, or 421 */
     } else if (waiting_for_backend(s)) {
         metrics_backend_error(s->host->metrics, MB_TIMEOUT);
         log_warning("session=%s event=backend_timeout state=%s", s->id,
@@ -233,6 +235,10 @@ static void check_end(struct session *s) {
         if (s->client.out.len == 0) {
             session_set_state(s, STATE_DEAD);
         }
+        return;
+    }
+    if (s->backend_eof && (s->state == STATE_CONNECTING || s->state == STATE_GREETING)) {
+        backend_failed(s, BACKEND_CLOSED, NULL); /* the next backend, or 421 */
         return;
     }
     if (s->backend_eof) {

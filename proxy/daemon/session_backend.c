@@ -19,6 +19,7 @@
 #include "protocol/ehlo.h"
 #include "protocol/identity.h"
 #include "core/log.h"
+#include "daemon/backends.h"
 #include "daemon/net.h"
 #include "protocol/smtp_cmd.h"
 #include "daemon/snapshot.h"
@@ -254,6 +255,18 @@ static int greeting_received(struct session *s) {
 }
 
 static int on_greeting_reply(struct session *s) {
+    if (s->reply.code >= 400 && s->reply.code < 600) {
+        /* Refused: another backend may serve the client. */
+        char text[LOG_REPLY_TEXT_MAX + 1];
+        snprintf(text, sizeof(text), "%.*s", (int)first_line_length(&s->reply),
+                 buffer_head(&s->reply.text));
+        if (backend_failed(s, s->reply.code >= 500 ? BACKEND_GREETING_5XX : BACKEND_GREETING_4XX,
+                           text)) {
+            return 0;
+        }
+    } else if (s->reply.code == 220) {
+        backends_greeted(&s->cfg->backend.targets[s->backend_target]);
+    }
     if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
         xclient_after_greeting(s);
         return 0;
@@ -478,11 +491,7 @@ void process_backend_input(struct session *s) {
 void backend_connected(struct session *s) {
     int err = net_connect_result(s->backend.fd);
     if (err != 0) {
-        metrics_backend_error(s->host->metrics, MB_CONNECT);
-        log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
-                    s->cfg->backend.address, strerror(err));
-        session_fail(s, "4.4.1", "Mail backend unavailable, try again later",
-                     "backend_unavailable");
+        backend_failed(s, BACKEND_REFUSED, strerror(err));
         return;
     }
     fifo_push(s, PEND_GREETING, NULL, 0);
@@ -510,20 +519,133 @@ static void send_proxy_header(struct session *s) {
     }
 }
 
-/* connect_backend starts the backend connection (and queues the PROXY
- * header, which goes first). */
-void connect_backend(struct session *s) {
-    session_set_state(s, STATE_CONNECTING);
-    int bfd = net_connect(&s->cfg->backend.targets[0].addr);
-    if (bfd < 0) {
-        metrics_backend_error(s->host->metrics, MB_CONNECT);
+/* ---- connecting, and the next backend ---- */
+
+static const struct backend_target *current_target(const struct session *s) {
+    return &s->cfg->backend.targets[s->backend_target];
+}
+
+static void connect_target(struct session *s, size_t index);
+
+/* utc writes unix time |t| as ISO 8601 UTC, for logs. */
+static const char *utc(double t, char *out, size_t outlen) {
+    time_t secs = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        snprintf(out, outlen, "-");
+    }
+    return out;
+}
+
+/* fail_as_one_backend ends the session as a proxy with one backend always
+ * did: the same log line, the same 421. */
+static void fail_as_one_backend(struct session *s, enum backend_failure why,
+                                const char *detail) {
+    const char *text = current_target(s)->text;
+    switch (why) {
+    case BACKEND_REFUSED:
         log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
-                    s->cfg->backend.address, strerror(errno));
+                    text, detail ? detail : "");
         session_fail(s, "4.4.1", "Mail backend unavailable, try again later",
                      "backend_unavailable");
-    } else {
-        conn_init(&s->backend, bfd, on_backend_io, s);
-        send_proxy_header(s);
+        break;
+    case BACKEND_TIMEOUT:
+        log_warning("session=%s event=backend_timeout backend=%s state=%s", s->id, text,
+                    session_state_name(s->state));
+        session_fail(s, "4.4.2", "Mail backend did not answer in time, try again later",
+                     "backend_timeout");
+        break;
+    case BACKEND_CLOSED:
+        log_info("session=%s event=backend_closed backend=%s state=%s", s->id, text,
+                 session_state_name(s->state));
+        session_fail(s, "4.4.2", "Mail backend closed the connection, try again later",
+                     "backend_closed");
+        break;
+    case BACKEND_GREETING_4XX:
+    case BACKEND_GREETING_5XX:
+    case BACKEND_FAILURE_COUNT:
+        break; /* the greeting is relayed (or, after STARTTLS, ends the session) */
     }
 }
 
+/* backend_failed (session_int.h). Only a connection whose greeting the
+ * client has not seen is replaced, so nothing the client saw is lost;
+ * the connection opened after STARTTLS stays with the target that served
+ * the session. The identity (PROXY header, XCLIENT) goes to the next
+ * target as to the first. */
+int backend_failed(struct session *s, enum backend_failure why, const char *detail) {
+    const struct backend_config *b = &s->cfg->backend;
+    const struct backend_target *t = current_target(s);
+    double now = ev_now(s->host->loop);
+    static const enum metrics_backend kinds[BACKEND_FAILURE_COUNT] = {
+        [BACKEND_REFUSED] = MB_CONNECT, [BACKEND_TIMEOUT] = MB_TIMEOUT,
+        [BACKEND_CLOSED] = MB_CLOSED, [BACKEND_GREETING_4XX] = MB_COUNT,
+        [BACKEND_GREETING_5XX] = MB_COUNT};
+    if (kinds[why] != MB_COUNT) {
+        metrics_backend_error(s->host->metrics, kinds[why]);
+    }
+    double until = backends_failed(b, t, why, now);
+    char when[32];
+    log_warning("session=%s event=backend_down backend=%s reason=%s until=%s%s%s%s", s->id,
+                t->text, backend_failure_name(why), utc(until, when, sizeof(when)),
+                detail ? " detail=\"" : "", detail ? detail : "", detail ? "\"" : "");
+    int next = -1;
+    if (!s->greeted && !s->backend_restart && !session_over(s) &&
+        s->backend_tries < b->max_tries) {
+        next = backends_pick(b, s->backend_tried, now);
+    }
+    if (next < 0) {
+        fail_as_one_backend(s, why, detail);
+        return 0;
+    }
+    log_warning("session=%s event=backend_failover backend=%s reason=%s next=%s", s->id,
+                t->text, backend_failure_name(why), b->targets[next].text);
+    /* Before the greeting only the greeting and XCLIENT are owed. */
+    for (unsigned i = 0; i < s->fifo_len; i++) {
+        enum pending_kind k = s->fifo[(s->fifo_head + i) % PIPELINE_MAX].kind;
+        assert(k == PEND_GREETING || k == PEND_XCLIENT);
+        (void)k;
+    }
+    session_close_backend(s);
+    smtp_reply_reset(&s->reply);
+    s->fifo_head = s->fifo_len = 0;
+    s->backend_eof = 0;
+    s->xclient_waiting = 0;
+    connect_target(s, (size_t)next);
+    return 1;
+}
+
+/* connect_target starts the connection to target |index| (and queues
+ * the PROXY header, which goes first). Every try gets a whole
+ * connect_timeout. */
+static void connect_target(struct session *s, size_t index) {
+    const struct backend_target *t = &s->cfg->backend.targets[index];
+    s->backend_target = index;
+    s->backend_tried |= (uint64_t)1 << index;
+    s->backend_tries++;
+    session_set_state(s, STATE_CONNECTING);
+    s->progress++;
+    backends_connecting(t);
+    log_debug("session=%s event=backend_connect backend=%s try=%u", s->id, t->text,
+              s->backend_tries);
+    int bfd = net_connect(&t->addr);
+    if (bfd < 0) {
+        backend_failed(s, BACKEND_REFUSED, strerror(errno));
+        return;
+    }
+    conn_init(&s->backend, bfd, on_backend_io, s);
+    send_proxy_header(s);
+}
+
+/* connect_backend starts the backend connection: to the target the pool
+ * picks for a new session, or, after STARTTLS, to the one that served it
+ * (backend_restart). */
+void connect_backend(struct session *s) {
+    if (s->backend_restart) {
+        connect_target(s, s->backend_target);
+        return;
+    }
+    int index = backends_pick(&s->cfg->backend, s->backend_tried, ev_now(s->host->loop));
+    /* A session that tried nothing always gets one (backend_pool.h). */
+    connect_target(s, index >= 0 ? (size_t)index : 0);
+}

@@ -19,6 +19,7 @@
 
 #include <ev.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "daemon/conn.h"
 #include "obs/metrics.h"
@@ -107,6 +108,12 @@ struct session {
 
     struct conn client;
     struct conn backend;
+    /* Several backends (daemon/backends.h): the one in use
+     * (cfg->backend.targets[backend_target]), those this session tried
+     * (bit i: targets[i]) and how many tries that was. */
+    size_t backend_target;
+    uint64_t backend_tried;
+    unsigned backend_tries;
     char client_ip[64];
     unsigned client_port;
     struct net_addr client_addr;
@@ -225,9 +232,17 @@ void reply_local(struct session *s, const char *text, int close_after);
 void drain_local(struct session *s);
 /* process_backend_input matches complete backend replies to the FIFO. */
 void process_backend_input(struct session *s);
-/* connect_backend opens the backend connection (PROXY header first). */
+/* connect_backend opens the backend connection (PROXY header first): to
+ * the target the pool picks, or after STARTTLS to the one in use. */
 void connect_backend(struct session *s);
 void backend_connected(struct session *s);
+/* backend_failed: the backend connection failed before its greeting
+ * (connecting, or waiting for the greeting). The target is marked down;
+ * before the client was greeted the next one is tried (returns 1).
+ * Otherwise (returns 0) the session goes on as with one backend: a
+ * refused, timed-out or closed connection has failed it, and a 4xx/5xx
+ * greeting is the caller's to relay. */
+int backend_failed(struct session *s, enum backend_failure why, const char *detail);
 /* backend_restart ends the backend connection at STARTTLS. */
 void backend_restart(struct session *s);
 /* backend_name_known sends the XCLIENT that waited for the reverse lookup. */

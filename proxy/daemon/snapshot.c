@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "daemon/backends.h"
 #include "daemon/geoip.h"
 #include "tls/tls.h"
 
@@ -39,6 +40,9 @@ struct snapshot *snapshot_new(struct config *cfg, char *err, size_t errlen) {
 }
 
 void snapshot_publish(struct snapshot *s) {
+    /* The backend pool follows the targets of the configuration in force
+     * (keeping what it knew of those that stay). */
+    backends_configure(s->cfg);
     pthread_mutex_lock(&current_lock);
     struct snapshot *old = current;
     s->generation = next_generation++;
@@ -73,4 +77,5 @@ void snapshot_clear(void) {
     current = NULL;
     pthread_mutex_unlock(&current_lock);
     snapshot_release(old);
+    backends_stop();
 }

@@ -30,13 +30,15 @@ struct snapshot {
 struct snapshot *snapshot_new(struct config *cfg, char *err, size_t errlen);
 
 /* snapshot_publish makes |s| the current snapshot (taking over the
- * caller's reference) and drops the reference to the previous one. */
+ * caller's reference) and drops the reference to the previous one. The
+ * backend pool (daemon/backends.h) takes its targets. Main thread only. */
 void snapshot_publish(struct snapshot *s);
 
 /* snapshot_acquire returns the current snapshot with a new reference. */
 struct snapshot *snapshot_acquire(void);
 
-/* snapshot_clear unpublishes the current snapshot (at exit). */
+/* snapshot_clear unpublishes the current snapshot and frees the backend
+ * pool (at exit, once the workers and /metrics are stopped). */
 void snapshot_clear(void);
 
 /* snapshot_release drops a reference; NULL is fine. */
