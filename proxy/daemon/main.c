@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "daemon/backends.h"
 #include "daemon/control.h"
 #include "daemon/snapshot.h"
 #include "daemon/starttls_memory.h"
@@ -244,6 +245,7 @@ static int start_metrics(const struct snapshot *snap, int nworkers, char *err, s
     snprintf(tls_library, sizeof(tls_library), "%s (BoringSSL API %d)",
              OpenSSL_version(OPENSSL_VERSION), BORINGSSL_API_VERSION);
     metrics_set_build(metrics, PROXY_VERSION, tls_library);
+    metrics_set_backends(metrics, backends_pool());
     metrics_reload(metrics, 1, ev_time());
     publish_certificates(snap);
     workers_set_metrics(metrics);

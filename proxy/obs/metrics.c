@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef _Atomic unsigned long long counter;
 
@@ -45,6 +46,7 @@ struct metrics_shard {
 };
 
 struct metrics {
+    struct backend_pool *backends;  /* NULL: none rendered */
     size_t (*memory_entries)(void); /* NULL: no STARTTLS memory */
     size_t (*memory_evictions)(void);
     size_t memory_max;
@@ -258,6 +260,12 @@ void metrics_set_memory(struct metrics *m, size_t (*entries)(void), size_t (*evi
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_set_backends(struct metrics *m, struct backend_pool *pool) {
+    pthread_mutex_lock(&m->lock);
+    m->backends = pool;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* ---- rendering ---- */
 
 static unsigned long long sum(const struct metrics *m, size_t offset_in_shard_array,
@@ -426,10 +434,43 @@ static void render_process_families(struct metrics *m, struct out *o) {
     pthread_mutex_unlock(&m->lock);
 }
 
+/* render_backend_families: each configured backend, as the pool knows it
+ * now (its own counters: the set of backends changes with reloads). */
+static void render_backend_families(struct metrics *m, struct out *o) {
+    pthread_mutex_lock(&m->lock);
+    struct backend_pool *pool = m->backends;
+    pthread_mutex_unlock(&m->lock);
+    if (pool == NULL) {
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct backend_stat *st = NULL;
+    size_t n = backend_pool_stats(pool, (double)ts.tv_sec + ts.tv_nsec / 1e9, &st);
+    char a[512];
+    family(o, "backend_up", "gauge", "1 while the backend is not marked down after a failure.");
+    for (size_t i = 0; i < n; i++)
+        put(o, "smtp_tls_proxy_backend_up{backend=\"%s\"} %d\n",
+            label_value(a, sizeof(a), st[i].text), st[i].up);
+    family(o, "backend_connects_total", "counter", "Connection attempts to each backend.");
+    for (size_t i = 0; i < n; i++)
+        put(o, "smtp_tls_proxy_backend_connects_total{backend=\"%s\"} %llu\n",
+            label_value(a, sizeof(a), st[i].text), st[i].connects);
+    family(o, "backend_failures_total", "counter",
+           "Backend connections that failed before their greeting, by reason.");
+    for (size_t i = 0; i < n; i++)
+        for (int r = 0; r < BACKEND_FAILURE_COUNT; r++)
+            put(o, "smtp_tls_proxy_backend_failures_total{backend=\"%s\",reason=\"%s\"} %llu\n",
+                label_value(a, sizeof(a), st[i].text),
+                backend_failure_name((enum backend_failure)r), st[i].failures[r]);
+    backend_pool_stats_free(st, n);
+}
+
 int metrics_render(struct metrics *m, struct buffer *out) {
     struct out o = {out, 1};
     render_listener_families(m, &o);
     render_message_families(m, &o);
+    render_backend_families(m, &o);
     render_process_families(m, &o);
     return o.ok;
 }

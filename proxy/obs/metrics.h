@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/backend_pool.h"
 #include "core/buffer.h"
 #include "protocol/scope.h"
 
@@ -112,6 +113,11 @@ void metrics_set_build(struct metrics *m, const char *version, const char *tls_l
  * now, its bound, evictions so far), read at each scrape. */
 void metrics_set_memory(struct metrics *m, size_t (*entries)(void), size_t (*evictions)(void),
                         size_t max_entries);
+
+/* metrics_set_backends names the backend pool whose targets are rendered
+ * (backend_up, backend_connects_total, backend_failures_total), read at
+ * each scrape; the labels are the configured targets' texts. */
+void metrics_set_backends(struct metrics *m, struct backend_pool *pool);
 
 /* metrics_render appends the Prometheus text exposition (format 0.0.4)
  * of every counter, summed over the shards, to |out|. Returns 1, or 0
