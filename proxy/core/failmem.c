@@ -30,6 +30,10 @@
 #define MIN_SLAB 8
 #define HEADER "smtp-tls-proxy starttls-memory 1"
 #define HEADER_PREFIX "smtp-tls-proxy starttls-memory "
+/* No entry is written to expire further ahead than the longest ttl (30
+ * days); ten years ahead is no clock skew but a file not written by us
+ * (and a time that would overflow time_t when shown). */
+#define FAILMEM_AHEAD_MAX (10 * 366 * 86400.0)
 
 struct node {
     double first_seen, last_seen, expires;
@@ -52,6 +56,9 @@ struct failmem {
     uint32_t free_head;
     size_t count, max, evicted;
     uint64_t seed;
+    /* Entries by family (0: IPv4, 1: IPv6) and prefix length: the lengths
+     * a covering lookup must try. */
+    uint32_t lengths[2][129];
 };
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
@@ -165,7 +172,12 @@ static void touch(struct failmem *m, uint32_t i) {
 
 /* drop removes node |i| from its chain and the LRU list and frees its
  * slot. */
+static uint32_t *length_count(struct failmem *m, const struct cidr *k) {
+    return &m->lengths[k->family == AF_INET6][k->prefix];
+}
+
 static void drop(struct failmem *m, uint32_t i) {
+    (*length_count(m, &m->nodes[i].key))--;
     uint32_t *ref = chain_ref(m, i);
     *ref = m->nodes[i].hnext;
     lru_unlink(m, i);
@@ -260,6 +272,7 @@ static uint32_t insert_new(struct failmem *m, const struct cidr *k, double now) 
     chain_insert(m, i);
     lru_push_front(m, i);
     m->count++;
+    (*length_count(m, k))++;
     grow_buckets(m);
     return i;
 }
@@ -432,6 +445,68 @@ int failmem_lookup(struct failmem *m, const struct cidr *key, double now,
     return found;
 }
 
+/* covering finds, most specific first, a live entry whose key covers
+ * |k| (skipping |from| lengths already tried: pass k->prefix + 1 to
+ * start); expired ones met are dropped. Locked by the caller. */
+static uint32_t covering(struct failmem *m, const struct cidr *k, int *from, double now) {
+    for (int len = *from - 1; len >= 0; len--) {
+        if (m->lengths[k->family == AF_INET6][len] == 0) {
+            continue;
+        }
+        struct cidr c = *k;
+        c.prefix = (uint8_t)len;
+        cidr_normalize(&c);
+        uint32_t i = find(m, &c);
+        if (i == NIL) {
+            continue;
+        }
+        if (expired(&m->nodes[i], now)) {
+            drop(m, i);
+            continue;
+        }
+        *from = len;
+        return i;
+    }
+    *from = 0;
+    return NIL;
+}
+
+int failmem_lookup_covering(struct failmem *m, const struct cidr *key, double now,
+                            struct failmem_entry *out) {
+    struct cidr k = *key;
+    if (!cidr_normalize(&k)) {
+        return 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    int from = k.prefix + 1;
+    uint32_t i = covering(m, &k, &from, now);
+    if (i != NIL) {
+        touch(m, i);
+        if (out != NULL) {
+            to_entry(&m->nodes[i], out);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return i != NIL;
+}
+
+size_t failmem_forget_covering(struct failmem *m, const struct cidr *key) {
+    struct cidr k = *key;
+    if (!cidr_normalize(&k)) {
+        return 0;
+    }
+    size_t gone = 0;
+    pthread_mutex_lock(&m->lock);
+    /* Expired entries are dropped on the way, live ones counted. */
+    int from = k.prefix + 1;
+    for (uint32_t i; (i = covering(m, &k, &from, -1e300)) != NIL;) {
+        drop(m, i);
+        gone++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return gone;
+}
+
 int failmem_forget(struct failmem *m, const struct cidr *key) {
     struct cidr k = *key;
     if (!cidr_normalize(&k)) {
@@ -473,6 +548,7 @@ size_t failmem_forget_all(struct failmem *m) {
     m->buckets = NULL;
     m->cap = m->nbuckets = m->count = 0;
     m->head = m->tail = m->free_head = NIL;
+    memset(m->lengths, 0, sizeof(m->lengths));
     pthread_mutex_unlock(&m->lock);
     return gone;
 }
@@ -574,35 +650,45 @@ static void appendf(struct text *t, const char *fmt, ...) {
 }
 
 char *failmem_serialize(struct failmem *m, double now, size_t *len) {
+    /* Copy the live entries under the lock, format them without it: the
+     * workers ask the table at every port-25 EHLO. */
     pthread_mutex_lock(&m->lock);
-    struct text t = {.cap = 64 + m->count * 96};
+    size_t cap = m->count;
+    struct failmem_entry *entries = malloc((cap ? cap : 1) * sizeof(*entries));
+    size_t n = 0;
+    for (uint32_t i = m->tail, prev; entries != NULL && i != NIL; i = prev) {
+        prev = m->nodes[i].prev;
+        if (expired(&m->nodes[i], now)) {
+            drop(m, i);
+        } else {
+            to_entry(&m->nodes[i], &entries[n++]);
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (entries == NULL) {
+        return NULL;
+    }
+    struct text t = {.cap = 64 + n * 96};
     t.p = malloc(t.cap);
     if (t.p == NULL) {
-        pthread_mutex_unlock(&m->lock);
+        free(entries);
         return NULL;
     }
     appendf(&t, "%s\n", HEADER);
-    size_t written = 0;
-    for (uint32_t i = m->tail, prev; i != NIL; i = prev) {
-        const struct node *n = &m->nodes[i];
-        prev = n->prev;
-        if (expired(n, now)) {
-            drop(m, i);
-            continue;
-        }
+    for (size_t j = 0; j < n; j++) {
+        const struct failmem_entry *e = &entries[j];
         char key[CIDR_TEXT_MAX], reason[FAILMEM_REASON_MAX];
-        cidr_format(&n->key, key, sizeof(key));
+        cidr_format(&e->key, key, sizeof(key));
         size_t r = 0;
-        for (; n->reason[r] != '\0'; r++) {
-            reason[r] = n->reason[r] == ' ' ? '_' : n->reason[r];
+        for (; e->reason[r] != '\0'; r++) {
+            reason[r] = e->reason[r] == ' ' ? '_' : e->reason[r];
         }
         reason[r] = '\0';
-        appendf(&t, "%s %.3f %.3f %.3f %lu %s\n", key, n->first_seen, n->last_seen, n->expires,
-                n->count, r == 0 ? "-" : reason);
-        written++;
+        appendf(&t, "%s %.3f %.3f %.3f %lu %s\n", key, e->first_seen, e->last_seen, e->expires,
+                e->count, r == 0 ? "-" : reason);
     }
-    appendf(&t, "end %zu\n", written);
-    pthread_mutex_unlock(&m->lock);
+    appendf(&t, "end %zu\n", n);
+    free(entries);
     if (t.failed) {
         free(t.p);
         return NULL;
@@ -804,6 +890,12 @@ static long walk(struct failmem *m, const char *text, size_t len, double now, ch
             return -1;
         }
         entries++;
+        if (e.expires > now + FAILMEM_AHEAD_MAX || e.first_seen > e.last_seen ||
+            e.last_seen > e.expires) {
+            set_why(why, whylen, "line %zu: the times are out of order or expire more than "
+                                 "ten years from now", lineno);
+            return -1;
+        }
         if (e.expires <= now) {
             continue;
         }

@@ -86,6 +86,20 @@ int failmem_lookup(struct failmem *m, const struct cidr *key, double now,
  * Returns 1 if there was one. */
 int failmem_forget(struct failmem *m, const struct cidr *key);
 
+/* failmem_lookup_covering returns 1 when a live entry's key covers
+ * |key| (for a client, its full-length prefix): the most specific such
+ * entry, copied to |out| when not NULL and marked used. Entries keyed
+ * with another prefix length than today's (a changed ipv4_prefix) still
+ * match the addresses they cover. Only the prefix lengths present in the
+ * table are tried. */
+int failmem_lookup_covering(struct failmem *m, const struct cidr *key, double now,
+                            struct failmem_entry *out);
+
+/* failmem_forget_covering removes every entry whose key covers |key|
+ * (a client's address: whatever prefix it was remembered by); returns
+ * how many. */
+size_t failmem_forget_covering(struct failmem *m, const struct cidr *key);
+
 /* failmem_forget_within removes every entry whose key lies within
  * |range| (cidr_covers: "all of 192.0.2.0/24"; 0.0.0.0/0 and ::/0 for
  * all of a family). Returns how many were removed. */
@@ -164,6 +178,8 @@ char *failmem_serialize(struct failmem *m, double now, size_t *len);
  * (also when out of memory). Otherwise returns the number of entries
  * loaded (lines not skipped as expired). A CR before each LF is
  * allowed; the LF after the end line may be missing. */
+/* (Also refused: an entry whose times are out of order, first_seen <=
+ * last_seen <= expires, or that expires more than ten years after |now|.) */
 long failmem_deserialize(struct failmem *m, const char *text, size_t len, double now, char *why,
                          size_t whylen);
 

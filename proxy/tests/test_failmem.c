@@ -408,7 +408,7 @@ UNIT_TEST(failmem_ten_thousand_then_five_thousand_more_stay_within_the_bound) {
 UNIT_TEST(failmem_small_table_holds_memory_for_its_entries_not_its_bound) {
     struct failmem *m = failmem_new(100000);
     size_t empty = failmem_memory_bytes(m);
-    CHECK(empty < 512);
+    CHECK(empty < 2048); /* the struct: mostly the count of keys by prefix length */
     for (unsigned i = 0; i < 10; i++) {
         struct cidr k = key_n(i);
         failmem_record(m, &k, "x", T0, TTL);
@@ -708,5 +708,77 @@ UNIT_TEST(failmem_two_threads_on_a_small_table_keep_it_bounded) {
     CHECK(failmem_evicted(m) > 0);
     struct failmem_entry e[64];
     CHECK_INT(failmem_list(m, T0, e, 64), 64);
+    failmem_free(m);
+}
+
+UNIT_TEST(failmem_lookup_covering_finds_an_entry_of_any_prefix_length) {
+    struct failmem *m = failmem_new(10);
+    record(m, "192.0.2.0/24", "old /24 key", T0);
+    record(m, "198.51.100.7/32", "a /32 key", T0);
+    struct cidr client = key("192.0.2.77/32");
+    struct failmem_entry e;
+    CHECK_INT(failmem_lookup_covering(m, &client, T0 + 1, &e), 1);
+    CHECK_STR(e.reason, "old /24 key");
+    client = key("192.0.3.1/32");
+    CHECK_INT(failmem_lookup_covering(m, &client, T0 + 1, &e), 0);
+    client = key("198.51.100.7/32");
+    CHECK_INT(failmem_lookup_covering(m, &client, T0 + 1, &e), 1);
+    CHECK_STR(e.reason, "a /32 key");
+    /* IPv6 entries never cover IPv4 clients and the other way round. */
+    record(m, "::/0", "all of IPv6", T0);
+    client = key("192.0.3.1/32");
+    CHECK_INT(failmem_lookup_covering(m, &client, T0 + 1, NULL), 0);
+    client = key("2001:db8::1/128");
+    CHECK_INT(failmem_lookup_covering(m, &client, T0 + 1, NULL), 1);
+    /* Expired entries do not count and are dropped. */
+    client = key("192.0.2.77/32");
+    CHECK_INT(failmem_lookup_covering(m, &client, T0 + TTL + 1, NULL), 0);
+    CHECK_INT(failmem_count(m), 2);
+    failmem_free(m);
+}
+
+UNIT_TEST(failmem_lookup_covering_prefers_the_most_specific_entry) {
+    struct failmem *m = failmem_new(10);
+    record(m, "10.0.0.0/8", "wide", T0);
+    record(m, "10.1.0.0/16", "narrow", T0);
+    struct cidr client = key("10.1.2.3/32");
+    struct failmem_entry e;
+    CHECK_INT(failmem_lookup_covering(m, &client, T0, &e), 1);
+    CHECK_STR(e.reason, "narrow");
+    failmem_free(m);
+}
+
+UNIT_TEST(failmem_forget_covering_removes_every_entry_over_an_address) {
+    struct failmem *m = failmem_new(10);
+    record(m, "10.0.0.0/8", "a", T0);
+    record(m, "10.1.0.0/16", "b", T0);
+    record(m, "10.1.2.3/32", "c", T0);
+    record(m, "10.2.0.0/16", "d", T0);
+    struct cidr client = key("10.1.2.3/32");
+    CHECK_INT(failmem_forget_covering(m, &client), 3);
+    CHECK_INT(failmem_count(m), 1);
+    CHECK_INT(failmem_lookup_covering(m, &client, T0, NULL), 0);
+    struct cidr other = key("10.2.9.9/32");
+    CHECK_INT(failmem_lookup_covering(m, &other, T0, NULL), 1);
+    /* The per-length counts follow removals: nothing left to find. */
+    CHECK_INT(failmem_forget_covering(m, &other), 1);
+    CHECK_INT(failmem_lookup_covering(m, &other, T0, NULL), 0);
+    CHECK_INT(failmem_count(m), 0);
+    failmem_free(m);
+}
+
+UNIT_TEST(failmem_deserialize_rejects_times_out_of_order_or_far_ahead) {
+    struct failmem *m = failmem_new(10);
+    char why[200] = "";
+    const char *backwards = "smtp-tls-proxy starttls-memory 1\n"
+                            "192.0.2.1/32 1700000100.000 1700000000.000 1800000000.000 1 x\n"
+                            "end 1\n";
+    CHECK_INT(failmem_deserialize(m, backwards, strlen(backwards), T0, why, sizeof(why)), -1);
+    CHECK(strstr(why, "line 2: the times are out of order") != NULL);
+    const char *forever = "smtp-tls-proxy starttls-memory 1\n"
+                          "192.0.2.1/32 1700000000.000 1700000000.000 1e300 1 x\n"
+                          "end 1\n";
+    CHECK_INT(failmem_deserialize(m, forever, strlen(forever), T0, why, sizeof(why)), -1);
+    CHECK_INT(failmem_count(m), 0);
     failmem_free(m);
 }
