@@ -124,6 +124,7 @@ struct starttls_memory_config {
     unsigned ipv6_prefix;
     unsigned max_entries;     /* the table's bound; least recently used go first */
     double save_interval;     /* the state file, with [proxy] state_dir */
+    int release_without_mail; /* a remembered sender leaving without MAIL is forgotten */
     char *never_offer_text;   /* as written (a list or a file's path); NULL: none */
     char *always_offer_text;
     struct cidr_list never_offer;  /* never offered STARTTLS on those listeners */

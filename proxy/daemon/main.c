@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "daemon/backends.h"
 #include "daemon/control.h"
+#include "daemon/redis_memory.h"
 #include "daemon/snapshot.h"
 #include "daemon/starttls_memory.h"
 #include "daemon/worker.h"
@@ -175,6 +176,34 @@ static void publish_certificates(const struct snapshot *snap) {
     metrics_set_certificates(metrics, n, names, types, not_after);
 }
 
+/* The main loop's own Redis client: `memory forget` removes keys from
+ * the fleet's memory too. */
+static struct redis_memory *main_redis;
+static struct worker *running_workers;
+static int running_nworkers;
+
+/* on_redis_stats gives the metrics (and /healthz) the workers' Redis
+ * clients' state, every second. */
+static void on_redis_stats(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)loop;
+    (void)t;
+    (void)revents;
+    struct redis_memory_stats sum;
+    struct metrics_redis view = {0};
+    workers_redis_stats(running_workers, running_nworkers, &sum, &view.clients, &view.up);
+    view.lookups = sum.lookups;
+    view.remembered = sum.remembered;
+    view.late = sum.late;
+    view.errors = sum.errors;
+    view.reconnects = sum.reconnects;
+    view.unavailable = sum.unavailable;
+    metrics_set_redis(metrics, &view);
+}
+
+static struct control_command control_commands[] = {
+    {"memory", smem_control, NULL, "memory list | memory forget ADDR|CIDR|all"},
+};
+
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)loop;
     (void)w;
@@ -198,6 +227,12 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     log_set_level((enum log_level)next->cfg->log_level);
     log_set_format((enum log_format)next->cfg->log_format);
     smem_reconfigure(next->cfg);
+    if (main_redis != NULL) {
+        redis_memory_configure(main_redis, next->cfg);
+    } else {
+        main_redis = redis_memory_new(loop, -1, next->cfg);
+        control_commands[0].arg = main_redis;
+    }
     metrics_set_memory(metrics, smem_entries, smem_evictions, next->cfg->memory.max_entries);
     publish_certificates(next);
     snapshot_publish(next);
@@ -205,20 +240,27 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     log_info("event=reload result=ok generation=%u", next->generation);
 }
 
-/* on_save_memory writes the STARTTLS memory's state file every
- * save_interval (as the running configuration says). */
-static void on_save_memory(struct ev_loop *loop, ev_timer *t, int revents) {
+/* How often expired STARTTLS memory entries are dropped (so its size
+ * metric is true) and the state file's schedule is looked at. */
+#define HOUSEKEEPING_INTERVAL 10.0
+
+static double next_save; /* when the state file is written next */
+
+/* on_housekeeping drops expired memory entries and writes the state
+ * file every save_interval (as the running configuration says). */
+static void on_housekeeping(struct ev_loop *loop, ev_timer *t, int revents) {
+    (void)t;
     (void)revents;
-    struct snapshot *snap = snapshot_acquire();
-    smem_save(snap->cfg, ev_time());
-    t->repeat = snap->cfg->memory.save_interval;
-    snapshot_release(snap);
-    ev_timer_again(loop, t);
+    double now = ev_now(loop);
+    smem_expire(now);
+    if (now >= next_save) {
+        struct snapshot *snap = snapshot_acquire();
+        smem_save(snap->cfg, ev_time());
+        next_save = now + snap->cfg->memory.save_interval;
+        snapshot_release(snap);
+    }
 }
 
-static const struct control_command control_commands[] = {
-    {"memory", smem_control, NULL, "memory list | memory forget ADDR|CIDR|all"},
-};
 
 static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)revents;
@@ -350,20 +392,29 @@ int main(int argc, char **argv) {
         return 1;
     }
     metrics_set_memory(metrics, smem_entries, smem_evictions, snap->cfg->memory.max_entries);
-    ev_timer save_timer;
-    ev_init(&save_timer, on_save_memory);
-    save_timer.repeat = snap->cfg->memory.save_interval;
-    ev_timer_again(loop, &save_timer);
+    ev_timer housekeeping;
+    next_save = ev_now(loop) + snap->cfg->memory.save_interval;
+    double tick = snap->cfg->memory.save_interval < HOUSEKEEPING_INTERVAL
+                      ? snap->cfg->memory.save_interval
+                      : HOUSEKEEPING_INTERVAL;
+    ev_timer_init(&housekeeping, on_housekeeping, tick, tick);
+    ev_timer_start(loop, &housekeeping);
+    /* The control socket is a convenience: mail flows without it, so a
+     * failure to make it is logged, not fatal (a second instance is
+     * stopped by the listeners, which cannot be shared). */
+    main_redis = redis_memory_new(loop, -1, snap->cfg);
+    control_commands[0].arg = main_redis;
     struct control *control = NULL;
     if (snap->cfg->control_socket != NULL) {
         control = control_start(loop, snap->cfg->control_socket, control_commands,
                                 sizeof(control_commands) / sizeof(control_commands[0]), err,
                                 sizeof(err));
         if (control == NULL) {
-            fprintf(stderr, "smtp-tls-proxy: %s\n", err);
-            return 1;
+            log_error("event=control_unavailable socket=%s reason=\"%s\"",
+                      snap->cfg->control_socket, err);
+        } else {
+            log_info("event=control_listening socket=%s", snap->cfg->control_socket);
         }
-        log_info("event=control_listening socket=%s", snap->cfg->control_socket);
     }
     pthread_sigmask(SIG_BLOCK, &handled, &previous);
     struct worker *workers = workers_start(nworkers, err, sizeof(err));
@@ -372,6 +423,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
         return 1;
     }
+    running_workers = workers;
+    running_nworkers = nworkers;
+    ev_timer redis_stats;
+    ev_timer_init(&redis_stats, on_redis_stats, 1.0, 1.0);
+    ev_timer_start(loop, &redis_stats);
     for (size_t i = 0; i < snap->cfg->nlisteners; i++) {
         const struct listener_config *l = &snap->cfg->listeners[i];
         log_info("event=listening listener=%s address=%s kind=%s tls=%s require_tls=%s",
@@ -384,13 +440,20 @@ int main(int argc, char **argv) {
 
     ev_run(loop, 0);
 
+    /* Nothing reads the workers' Redis clients once they stop. */
+    ev_timer_stop(loop, &redis_stats);
+    struct metrics_redis none = {0};
+    metrics_set_redis(metrics, &none);
     workers_stop(workers, nworkers);
     control_stop(control);
     /* Every session is over: what they taught the memory is kept. */
     struct snapshot *last = snapshot_acquire();
     smem_save(last->cfg, ev_time());
     snapshot_release(last);
+    /* A scrape may still run: it must not reach the table being freed. */
+    metrics_set_memory(metrics, NULL, NULL, 0);
     smem_stop();
+    redis_memory_free(main_redis);
     obs_http_stop(http);
     metrics_free(metrics);
     snapshot_clear();

@@ -59,7 +59,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents);
 
 static const char *const state_names[] = {
     "connecting", "greeting", "command", "data-wait", "data", "auth-wait", "closing", "dead",
-    "greet-wait",
+    "greet-wait", "proxy-wait",
 };
 
 const char *session_state_name(enum session_state state) {
@@ -127,6 +127,10 @@ static double current_timeout(const struct session *s) {
         return left > 0.001 ? left : 0.001;
     }
     switch (s->state) {
+    case STATE_PROXY_WAIT: {
+        double left = s->proxy_deadline - ev_now(s->host->loop);
+        return left > 0.001 ? left : 0.001;
+    }
     case STATE_GREET_WAIT:
         return c->pregreet_wait;
     case STATE_CONNECTING:
@@ -169,6 +173,8 @@ static void on_timeout(struct ev_loop *loop, ev_timer *t, int revents) {
     if (session_over(s)) {
         s->result = s->result ? s->result : "closing_timeout";
         session_set_state(s, STATE_DEAD);
+    } else if (s->state == STATE_PROXY_WAIT) {
+        proxy_header_timeout(s);
     } else if (s->tls == CLIENT_TLS_HANDSHAKE) {
         tls_failed(s, client_sent_nothing(s) ? "handshake_timeout_no_client_hello"
                                              : "handshake_timeout");
@@ -248,6 +254,11 @@ static void check_end(struct session *s) {
         metrics_backend_error(s->host->metrics, MB_CLOSED);
         session_fail(s, "4.4.2", "Mail backend closed the connection, try again later",
                      "backend_closed");
+        return;
+    }
+    if (s->draining && s->state == STATE_PROXY_WAIT) {
+        s->result = "shutdown"; /* not an SMTP client yet: nothing to say */
+        session_set_state(s, STATE_DEAD);
         return;
     }
     /* A transaction begins with an accepted MAIL: it may finish first. */
@@ -331,13 +342,16 @@ static void session_destroy(struct session *s) {
         dns_lookup_cancel(s->rdns); /* it never calls back into |s| */
         s->rdns = NULL;
     }
+    starttls_memory_session_end(s);
+    starttls_memory_session_gone(s);
     struct session_summary summary;
     session_summarize(s, &summary);
     session_summary_log(&summary);
     conn_close(loop, &s->client);
     conn_close(loop, &s->backend);
     smtp_reply_reset(&s->reply);
-    s->host->gone(s->host, s, &s->client_addr, &summary);
+    free(s->proxy_buf);
+    s->host->gone(s->host, s, s->admitted ? &s->client_addr : NULL, &summary);
     snapshot_release(s->snap);
     free(s);
 }
@@ -365,7 +379,8 @@ static int run_mark_same(const struct run_mark *a, const struct run_mark *b) {
 /* session_round processes both inputs once and flushes both outputs. */
 static void session_round(struct session *s) {
     pregreet_check(s);
-    if (!session_over(s)) {
+    /* An EHLO reply waits for the fleet's STARTTLS memory to answer. */
+    if (!session_over(s) && !starttls_memory_waiting(s)) {
         process_backend_input(s);
     }
     if (!session_over(s)) {
@@ -436,7 +451,9 @@ static void read_into(struct conn *c, unsigned *eof, unsigned *error) {
 static void on_client_io(struct ev_loop *loop, ev_io *w, int revents) {
     (void)loop;
     struct session *s = w->data;
-    if (s->tls == CLIENT_TLS_HANDSHAKE) {
+    if (s->state == STATE_PROXY_WAIT) {
+        proxy_header_read(s);
+    } else if (s->tls == CLIENT_TLS_HANDSHAKE) {
         client_handshake(s);
     } else if ((revents & EV_READ) || s->client.tls_read_wants == EV_WRITE) {
         unsigned eof = s->client_eof, err = s->client_error;
@@ -475,19 +492,27 @@ void session_shutdown(struct session *s) {
     session_run(s);
 }
 
-static void describe_endpoints(struct session *s, int fd, const struct net_addr *peer) {
-    s->client_addr = *peer;
-    net_addr_format(peer, s->client_ip, sizeof(s->client_ip), &s->client_port);
-    s->client_is_ipv6 = net_addr_is_ipv6(peer);
-    s->local_addr.len = sizeof(s->local_addr.ss);
-    if (getsockname(fd, (struct sockaddr *)&s->local_addr.ss, &s->local_addr.len) == 0) {
+void session_set_client(struct session *s, const struct net_addr *client,
+                        const struct net_addr *local) {
+    s->client_addr = *client;
+    net_addr_format(client, s->client_ip, sizeof(s->client_ip), &s->client_port);
+    s->client_is_ipv6 = net_addr_is_ipv6(client);
+    s->local_addr = *local;
+    s->local_port = 0;
+    if (local->len > 0) {
         char ignored[64];
-        net_addr_format(&s->local_addr, ignored, sizeof(ignored), &s->local_port);
-    } else {
-        s->local_addr.len = 0;
+        net_addr_format(local, ignored, sizeof(ignored), &s->local_port);
     }
-    geoip_lookup(s->snap->geoip, peer, &s->geo);
-    s->scope = addr_scope_of(peer);
+    geoip_lookup(s->snap->geoip, client, &s->geo);
+    s->scope = addr_scope_of(client);
+}
+
+static void describe_endpoints(struct session *s, int fd, const struct net_addr *peer) {
+    struct net_addr local = {.len = sizeof(local.ss)};
+    if (getsockname(fd, (struct sockaddr *)&local.ss, &local.len) != 0) {
+        local.len = 0;
+    }
+    session_set_client(s, peer, &local);
 }
 
 struct session *session_new(struct session_host *host, int fd, const struct net_addr *peer,
@@ -509,6 +534,9 @@ struct session *session_new(struct session_host *host, int fd, const struct net_
              (unsigned)host->id & 0xff, serial & 0xffffff);
     net_set_nodelay(fd);
     describe_endpoints(s, fd, peer);
+    /* The worker admitted |peer| already, except behind a load balancer
+     * (the client is known from the PROXY header). */
+    s->admitted = s->listener->proxy_protocol == PROXY_PROTOCOL_NO;
     conn_init(&s->client, fd, on_client_io, s);
     conn_init(&s->backend, -1, on_backend_io, s);
     ev_init(&s->timer, on_timeout);
@@ -555,23 +583,50 @@ static void start_reverse_dns(struct session *s) {
     }
 }
 
-void session_begin(struct session *s) {
-    log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
-             s->client_ip, s->client_port, s->listener->name, s->local_port);
+void session_begin_identified(struct session *s) {
+    if (!s->admitted) {
+        /* Behind a load balancer the per-client limit applies to the
+         * client the PROXY header named, not to the balancer. */
+        if (!s->host->admit(s->host, &s->client_addr)) {
+            log_warning("session=%s event=refused reason=max_per_client client=%s limit=%u",
+                        s->id, s->client_ip, s->cfg->max_per_client);
+            metrics_refusal(s->host->metrics, MRF_MAX_PER_CLIENT);
+            if (s->listener->tls == TLS_MODE_IMPLICIT) {
+                s->client_error = 1; /* plaintext would be garbage to a TLS client */
+                s->result = "max_per_client";
+                session_set_state(s, STATE_DEAD);
+            } else {
+                session_fail(s, "4.7.0", "Too many connections, try again later",
+                             "max_per_client");
+            }
+            return;
+        }
+        s->admitted = 1;
+    }
     if (s->listener->tls == TLS_MODE_IMPLICIT && !start_client_tls(s, "implicit")) {
         s->client_error = 1;
         s->result = "tls_setup_failed";
         session_set_state(s, STATE_DEAD);
-        session_run(s);
         return;
     }
     start_reverse_dns(s);
+    starttls_memory_begin(s);
     if (s->cfg->pregreet == PREGREET_REJECT && s->cfg->pregreet_wait > 0) {
         /* Listen before speaking: a client that talks now is refused
          * before the backend ever hears of it. */
         session_set_state(s, STATE_GREET_WAIT);
     } else {
         connect_backend(s);
+    }
+}
+
+void session_begin(struct session *s) {
+    log_info("session=%s event=connect client=%s port=%u listener=%s local_port=%u", s->id,
+             s->client_ip, s->client_port, s->listener->name, s->local_port);
+    /* Behind a load balancer its PROXY header comes first; the rest
+     * starts once it has named the client (session_proxy.c). */
+    if (!proxy_header_begin(s)) {
+        session_begin_identified(s);
     }
     session_run(s);
 }

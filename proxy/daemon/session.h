@@ -54,7 +54,11 @@ struct session_host {
     /* daemon/redis_memory.h: the STARTTLS memory shared through Redis, on
      * this loop; NULL: none configured (local memory only). */
     struct redis_memory *redis;
-    /* gone is called once, as |s| is freed, with what it was. */
+    /* admit counts |client| in the per-client limit (sessions whose
+     * client a PROXY header names); 0: over the limit. */
+    int (*admit)(struct session_host *host, const struct net_addr *client);
+    /* gone is called once, as |s| is freed, with what it was; |client|
+     * is the address admitted, NULL when none was. */
     void (*gone)(struct session_host *host, struct session *s, const struct net_addr *client,
                  const struct session_summary *summary);
 };

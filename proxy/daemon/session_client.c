@@ -104,6 +104,7 @@ static void act_rset(struct session *s, const struct smtp_cmd *cmd, const char *
 
 static void act_mail(struct session *s, const struct smtp_cmd *cmd, const char *line,
                      size_t len) {
+    s->mail_attempted = 1;
     if (s->draining) {
         /* Stopping: the transaction that was open may finish, no new
          * one begins (a MAIL pipelined after the final dot or RSET). */

@@ -41,6 +41,7 @@ enum session_state {
     STATE_CLOSING = 6,    /* backend gone; last reply going to the client */
     STATE_DEAD = 7,       /* to be freed at the end of session_run */
     STATE_GREET_WAIT = 8, /* pregreet = reject: silence before the backend */
+    STATE_PROXY_WAIT = 9, /* the load balancer's PROXY header (session_proxy.c) */
 };
 
 
@@ -130,6 +131,11 @@ struct session {
     enum dns_status rdns_status;        /* once answered; DNS_NO_NAME when off */
     unsigned xclient_waiting : 1;       /* the backend greeted; XCLIENT waits for |rdns| */
     char client_name[DNS_NAME_MAX + 1]; /* forward-confirmed; "" when none */
+    /* The inbound PROXY header (session_proxy.c): what was taken of it. */
+    uint8_t *proxy_buf;
+    size_t proxy_have;
+    ev_tstamp proxy_deadline;
+    unsigned admitted : 1;              /* counted in the per-client table */
 
     enum session_state state;
     struct pending fifo[PIPELINE_MAX];
@@ -177,6 +183,10 @@ struct session {
      * per session when STARTTLS would be offered or is sent. */
     unsigned starttls_decided : 1;
     unsigned starttls_withheld : 1;
+    unsigned starttls_remembered : 1; /* withheld by a remembered failure */
+    struct redis_lookup *redis_lookup;  /* the fleet's memory asked, not answered yet */
+    int redis_answer;                   /* enum redis_answer once answered */
+    unsigned mail_attempted : 1;      /* the client sent MAIL at least once */
     const char *starttls_note;        /* none, offered, withheld, used, failed: event=end */
     ev_tstamp tls_deadline;           /* the handshake must be done by then */
     /* Timeouts restart on protocol progress only (a whole command, a
@@ -206,6 +216,13 @@ void to_client(struct session *s, const char *p, size_t n);
 void to_client_str(struct session *s, const char *p);
 /* session_close_backend drops the backend connection. */
 void session_close_backend(struct session *s);
+/* session_set_client makes |client| (and |local|, the address it
+ * reached) the session's client: addresses, text, GeoIP and scope. */
+void session_set_client(struct session *s, const struct net_addr *client,
+                        const struct net_addr *local);
+/* session_begin_identified starts the session once its client is known
+ * (at once, or after the PROXY header). */
+void session_begin_identified(struct session *s);
 /* session_fail ends the session with "421 <enh> <host> <text>". */
 void session_fail(struct session *s, const char *enh, const char *text, const char *result);
 /* ---- session_summary.c: the summary, the end line, message counters ---- */
@@ -258,6 +275,18 @@ void accept_helo(struct session *s, int esmtp);
  * (remembered failure or never_offer); decided, logged once. */
 int starttls_withheld(struct session *s);
 
+/* starttls_memory_begin asks the fleet's memory (Redis) about the
+ * client as soon as it is known; starttls_memory_waiting: an EHLO reply
+ * must wait for the answer (at most redis_timeout);
+ * starttls_memory_session_gone cancels the question. */
+void starttls_memory_begin(struct session *s);
+int starttls_memory_waiting(const struct session *s);
+void starttls_memory_session_gone(struct session *s);
+
+/* starttls_memory_session_end releases a remembered sender that left
+ * without MAIL when STARTTLS was withheld (it requires TLS). */
+void starttls_memory_session_end(struct session *s);
+
 /* client_sent_nothing: no TLS octet from the client since the handshake
  * began (no ClientHello). */
 int client_sent_nothing(const struct session *s);
@@ -266,6 +295,15 @@ int client_sent_nothing(const struct session *s);
 void starttls_begin(struct session *s);
 /* pregreet_check notices a client that talked before its greeting. */
 void pregreet_check(struct session *s);
+/* ---- session_proxy.c: the inbound PROXY protocol ---- */
+
+/* proxy_header_begin: 1 when the listener expects a PROXY header (the
+ * session waits for it, or was refused), 0 to go on at once. */
+int proxy_header_begin(struct session *s);
+/* proxy_header_read takes what arrived of the header. */
+void proxy_header_read(struct session *s);
+void proxy_header_timeout(struct session *s);
+
 /* ---- session_tls.c: TLS with the client ---- */
 
 int start_client_tls(struct session *s, const char *mode);

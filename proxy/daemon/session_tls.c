@@ -9,9 +9,67 @@
 #include "daemon/session_int.h"
 
 #include "core/log.h"
+#include "core/cidr.h"
+#include "daemon/redis_memory.h"
 #include "daemon/snapshot.h"
 #include "daemon/starttls_memory.h"
 #include "tls/tls.h"
+
+/* ---- the STARTTLS memory shared through Redis ---- */
+
+/* memory_key is the client's key under the configured prefixes: what
+ * Redis holds (it cannot look for covering prefixes). */
+static int memory_key(const struct session *s, struct cidr *k) {
+    return cidr_of_addr(&s->client_addr, s->cfg->memory.ipv4_prefix, s->cfg->memory.ipv6_prefix,
+                        k);
+}
+
+static void on_redis_answer(void *arg, enum redis_answer a) {
+    struct session *s = arg;
+    s->redis_lookup = NULL; /* gone with this call */
+    s->redis_answer = a;
+    if (a == REDIS_REMEMBERED) {
+        log_debug("session=%s event=redis_answer remembered=yes", s->id);
+    }
+    session_run(s); /* an EHLO reply may wait for this */
+}
+
+void starttls_memory_begin(struct session *s) {
+    s->redis_answer = REDIS_UNKNOWN;
+    struct cidr k;
+    if (s->host->redis == NULL || !listener_tls_optional(s->listener) ||
+        !s->cfg->memory.enabled || !memory_key(s, &k) ||
+        cidr_list_contains(&s->cfg->memory.always_offer, &s->client_addr) ||
+        cidr_list_contains(&s->cfg->memory.never_offer, &s->client_addr)) {
+        return;
+    }
+    /* Asked now, answered (or given up, redis_timeout) long before the
+     * EHLO reply usually: the backend's greeting and the client's EHLO
+     * come first. */
+    s->redis_lookup = redis_memory_lookup(s->host->redis, &k, on_redis_answer, s);
+}
+
+int starttls_memory_waiting(const struct session *s) {
+    return s->redis_lookup != NULL && !s->starttls_decided && s->fifo_len > 0 &&
+           s->fifo[s->fifo_head].kind == PEND_EHLO && s->tls == CLIENT_TLS_OFF &&
+           s->listener->tls == TLS_MODE_STARTTLS;
+}
+
+void starttls_memory_session_gone(struct session *s) {
+    if (s->redis_lookup != NULL) {
+        redis_memory_cancel(s->redis_lookup); /* it never calls back into |s| */
+        s->redis_lookup = NULL;
+    }
+}
+
+/* forget_everywhere forgets the client here and in Redis. */
+static int forget_everywhere(struct session *s, char *key, size_t keylen) {
+    struct cidr k;
+    if (s->cfg->memory.enabled && memory_key(s, &k)) {
+        redis_memory_forget(s->host->redis, &k);
+    }
+    return smem_forget_client(s->cfg, &s->client_addr, key, keylen);
+}
 
 /* ---- TLS with the client ---- */
 
@@ -36,7 +94,7 @@ static void tls_established(struct session *s) {
     /* A client that completes a handshake can do TLS with us: whatever
      * failed before from its key is forgotten (any listener). */
     char key[64];
-    if (smem_succeeded(s->cfg, &s->client_addr, key, sizeof(key))) {
+    if (forget_everywhere(s, key, sizeof(key))) {
         log_info("session=%s event=starttls_memory_cleared client=%s key=%s", s->id,
                  s->client_ip, key);
     }
@@ -44,6 +102,25 @@ static void tls_established(struct session *s) {
         s->starttls_note = "used";
         metrics_starttls(s->host->metrics, session_listener_index(s), MS_USED);
         connect_backend(s); /* its greeting is swallowed: backend_restarted */
+    }
+}
+
+void starttls_memory_session_end(struct session *s) {
+    /* With release_without_mail: a remembered sender that saw the EHLO
+     * reply without STARTTLS and left without trying MAIL wants TLS or
+     * nothing (Postfix at encrypt or dane, MTA-STS enforce), and
+     * withholding STARTTLS only delays its mail: forget it, so its next
+     * attempt is offered STARTTLS again. Off by default: any probe
+     * (EHLO, QUIT) would undo the memory. */
+    if (!s->cfg->memory.release_without_mail || !s->starttls_remembered || !s->esmtp ||
+        s->mail_attempted || s->result == NULL ||
+        (strcmp(s->result, "quit") != 0 && strcmp(s->result, "client_closed") != 0)) {
+        return;
+    }
+    char key[64];
+    if (forget_everywhere(s, key, sizeof(key))) {
+        log_info("session=%s event=starttls_memory_released client=%s reason=left_without_mail",
+                 s->id, s->client_ip);
     }
 }
 
@@ -55,12 +132,22 @@ int starttls_withheld(struct session *s) {
     char key[64];
     enum smem_decision d = smem_decide(s->cfg, s->listener, &s->client_addr,
                                        ev_now(s->host->loop), key, sizeof(key));
+    const char *source = "local";
+    struct cidr k;
+    if (d == SMEM_OFFER && s->redis_answer == REDIS_REMEMBERED && memory_key(s, &k)) {
+        /* Another proxy of the fleet saw this sender fail. */
+        d = SMEM_REMEMBERED;
+        source = "redis";
+        cidr_format(&k, key, sizeof(key));
+    }
     if (d != SMEM_OFFER) {
         s->starttls_withheld = 1;
+        s->starttls_remembered = d == SMEM_REMEMBERED;
         s->starttls_note = "withheld";
-        log_info("session=%s event=starttls_withheld client=%s listener=%s reason=%s key=%s",
-                 s->id, s->client_ip, s->listener->name,
-                 d == SMEM_REMEMBERED ? "remembered" : "never_offer", key[0] ? key : "-");
+        log_info("session=%s event=starttls_withheld client=%s listener=%s reason=%s key=%s "
+                 "source=%s", s->id, s->client_ip, s->listener->name,
+                 d == SMEM_REMEMBERED ? "remembered" : "never_offer", key[0] ? key : "-",
+                 d == SMEM_NEVER_OFFER ? "config" : source);
     }
     return s->starttls_withheld;
 }
@@ -79,6 +166,10 @@ void tls_failed(struct session *s, const char *reason) {
         metrics_starttls(s->host->metrics, session_listener_index(s), MS_FAILED);
         remembered = smem_failed(s->cfg, s->listener, &s->client_addr, reason,
                                  ev_now(s->host->loop), key, sizeof(key));
+        struct cidr k;
+        if (remembered && memory_key(s, &k)) {
+            redis_memory_record(s->host->redis, &k, reason, s->cfg->memory.ttl);
+        }
     }
     log_info("session=%s event=tls_failed client=%s listener=%s mode=%s reason=%s "
              "remembered=%s key=%s",

@@ -18,6 +18,7 @@
 #include "core/failmem.h"
 #include "core/log.h"
 #include "daemon/control.h"
+#include "daemon/redis_memory.h"
 #include "daemon/snapshot.h"
 
 /* The table, shared by every worker (it has its own mutex). Made before
@@ -69,7 +70,13 @@ static void load_state(const struct config *cfg, double now) {
     long n = failmem_deserialize(table, text, strlen(text), now, why, sizeof(why));
     free(text);
     if (n < 0) {
-        log_warning("event=starttls_memory_state_ignored file=%s reason=\"%s\"", path, why);
+        /* Kept aside for whoever looks into it; the next save starts a
+         * new file. */
+        char aside[4200];
+        snprintf(aside, sizeof(aside), "%s.corrupt", path);
+        int moved = rename(path, aside) == 0;
+        log_warning("event=starttls_memory_state_ignored file=%s reason=\"%s\"%s%s", path, why,
+                    moved ? " moved_to=" : "", moved ? aside : "");
         return;
     }
     log_info("event=starttls_memory_loaded file=%s entries=%ld", path, n);
@@ -98,6 +105,9 @@ static int write_all(int fd, const char *p, size_t len) {
             continue;
         }
         if (n <= 0) {
+            if (n == 0) {
+                errno = EIO;
+            }
             return 0;
         }
         p += n;
@@ -117,8 +127,9 @@ int smem_save(const struct config *cfg, double now) {
         log_error("event=starttls_memory_save_failed file=%s reason=out_of_memory", path);
         return 0;
     }
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    /* A leftover of a crash in the same pid is ours to replace. */
+    /* One proxy per state_dir (its listeners cannot be shared), so a
+     * fixed name: a leftover of a crash is replaced. */
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     unlink(tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     const char *failed = NULL;
@@ -179,10 +190,17 @@ enum smem_decision smem_decide(const struct config *cfg, const struct listener_c
         cidr_list_contains(&cfg->memory.always_offer, client)) {
         return SMEM_OFFER;
     }
-    struct cidr k;
-    int ok;
-    key_of(cfg, client, &k, &ok, key, keylen);
-    return ok && failmem_lookup(table, &k, now, NULL) ? SMEM_REMEMBERED : SMEM_OFFER;
+    /* Any remembered prefix over the client counts, whatever prefix
+     * length it was recorded with (ipv4_prefix may have changed since). */
+    struct cidr full;
+    struct failmem_entry e;
+    if (!cidr_of_addr(client, 32, 128, &full) || !failmem_lookup_covering(table, &full, now, &e)) {
+        return SMEM_OFFER;
+    }
+    if (key != NULL) {
+        cidr_format(&e.key, key, keylen);
+    }
+    return SMEM_REMEMBERED;
 }
 
 int smem_failed(const struct config *cfg, const struct listener_config *l,
@@ -204,15 +222,23 @@ int smem_failed(const struct config *cfg, const struct listener_config *l,
     return failmem_record(table, &k, reason, now, cfg->memory.ttl) >= 0;
 }
 
-int smem_succeeded(const struct config *cfg, const struct net_addr *client, char *key,
-                   size_t keylen) {
+int smem_forget_client(const struct config *cfg, const struct net_addr *client, char *key,
+                       size_t keylen) {
     if (!cfg->memory.enabled || table == NULL) {
         return 0;
     }
-    struct cidr k;
-    int ok;
-    key_of(cfg, client, &k, &ok, key, keylen);
-    return ok && failmem_forget(table, &k);
+    struct cidr full;
+    if (!cidr_of_addr(client, 32, 128, &full)) {
+        return 0;
+    }
+    if (key != NULL) {
+        cidr_format(&full, key, keylen);
+    }
+    return failmem_forget_covering(table, &full) > 0;
+}
+
+size_t smem_expire(double now) {
+    return table != NULL ? failmem_expire(table, now) : 0;
 }
 
 size_t smem_entries(void) {
@@ -226,6 +252,10 @@ size_t smem_evictions(void) {
 /* ---- the control command ---- */
 
 static const char *utc(double t, char *out, size_t outlen) {
+    if (!(t >= 0 && t < 253402300800.0)) { /* beyond 9999-12-31: not a time we wrote */
+        snprintf(out, outlen, "-");
+        return out;
+    }
     time_t secs = (time_t)t;
     struct tm tm;
     if (gmtime_r(&secs, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
@@ -258,11 +288,21 @@ static int memory_list(struct control_out *out) {
     return 1;
 }
 
-static int memory_forget(struct control_out *out, const char *what) {
+/* save_now keeps a forget across a crash: it is written at once. */
+static void save_now(void) {
+    struct snapshot *snap = snapshot_acquire();
+    smem_save(snap->cfg, (double)time(NULL));
+    snapshot_release(snap);
+}
+
+static int memory_forget(struct control_out *out, const char *what, struct redis_memory *redis) {
     if (strcmp(what, "all") == 0) {
         size_t n = failmem_forget_all(table);
         log_info("event=starttls_memory_forget what=all entries=%zu", n);
-        control_printf(out, "forgot %zu entries\n", n);
+        control_printf(out, "forgot %zu entries%s\n", n,
+                       redis != NULL ? " here (the fleet's entries in Redis expire by their ttl)"
+                                     : "");
+        save_now();
         return 1;
     }
     struct cidr range;
@@ -271,43 +311,46 @@ static int memory_forget(struct control_out *out, const char *what) {
         control_printf(out, "%s (expected an address, a CIDR or all)\n", why);
         return 0;
     }
-    size_t n;
+    /* Whatever prefix an entry was recorded with: the entries over the
+     * address or range, and for a range those within it too. */
+    size_t n = failmem_forget_covering(table, &range);
+    if (strchr(what, '/') != NULL) {
+        n += failmem_forget_within(table, &range);
+    }
     char key[64];
-    if (strchr(what, '/') == NULL) {
-        /* An address: its key under the prefixes in force. */
-        struct net_addr addr = {0};
-        if (range.family == AF_INET) {
+    cidr_format(&range, key, sizeof(key));
+    if (redis != NULL) {
+        /* The fleet's entry: an address's key under today's prefixes, or
+         * the range itself as a key. */
+        struct cidr k = range;
+        if (strchr(what, '/') == NULL) {
+            struct net_addr addr = {0};
             struct sockaddr_in *sin = (struct sockaddr_in *)&addr.ss;
-            sin->sin_family = AF_INET;
-            memcpy(&sin->sin_addr, range.addr, 4);
-            addr.len = sizeof(*sin);
-        } else {
             struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&addr.ss;
-            sin6->sin6_family = AF_INET6;
-            memcpy(&sin6->sin6_addr, range.addr, 16);
-            addr.len = sizeof(*sin6);
+            if (range.family == AF_INET) {
+                sin->sin_family = AF_INET;
+                memcpy(&sin->sin_addr, range.addr, 4);
+                addr.len = sizeof(*sin);
+            } else {
+                sin6->sin6_family = AF_INET6;
+                memcpy(&sin6->sin6_addr, range.addr, 16);
+                addr.len = sizeof(*sin6);
+            }
+            struct snapshot *snap = snapshot_acquire();
+            int ok;
+            key_of(snap->cfg, &addr, &k, &ok, NULL, 0);
+            snapshot_release(snap);
         }
-        struct snapshot *snap = snapshot_acquire();
-        struct cidr k;
-        int ok;
-        key_of(snap->cfg, &addr, &k, &ok, key, sizeof(key));
-        snapshot_release(snap);
-        if (!ok) {
-            control_printf(out, "\"%s\" is not an IP address\n", what);
-            return 0;
-        }
-        n = (size_t)failmem_forget(table, &k);
-    } else {
-        n = failmem_forget_within(table, &range);
-        cidr_format(&range, key, sizeof(key));
+        redis_memory_forget(redis, &k);
     }
     log_info("event=starttls_memory_forget what=%s entries=%zu", key, n);
     control_printf(out, "forgot %zu entries (%s)\n", n, key);
+    save_now();
     return 1;
 }
 
 int smem_control(void *arg, int argc, char **argv, struct control_out *out) {
-    (void)arg;
+    struct redis_memory *redis = arg; /* the main loop's client, or NULL */
     if (table == NULL) {
         control_printf(out, "the STARTTLS memory is not running\n");
         return 0;
@@ -316,7 +359,7 @@ int smem_control(void *arg, int argc, char **argv, struct control_out *out) {
         return memory_list(out);
     }
     if (argc == 3 && strcmp(argv[1], "forget") == 0) {
-        return memory_forget(out, argv[2]);
+        return memory_forget(out, argv[2], redis);
     }
     control_printf(out, "usage: memory list | memory forget ADDR|CIDR|all\n");
     return 0;

@@ -58,10 +58,17 @@ int smem_failed(const struct config *cfg, const struct listener_config *l,
                 const struct net_addr *client, const char *reason, double now, char *key,
                 size_t keylen);
 
-/* smem_succeeded tells of a TLS handshake that worked (any listener):
- * the client's key is forgotten. Returns 1 when an entry was removed. */
-int smem_succeeded(const struct config *cfg, const struct net_addr *client, char *key,
-                   size_t keylen);
+/* smem_forget_client forgets every entry over |client| (whatever
+ * prefix it was recorded by): after a TLS handshake from it that
+ * worked (any listener), or a session that was not offered STARTTLS
+ * and left without trying MAIL (a sender that requires TLS). Returns 1
+ * when an entry was removed; |key| receives the client's address. */
+int smem_forget_client(const struct config *cfg, const struct net_addr *client, char *key,
+                       size_t keylen);
+
+/* smem_expire drops the entries expired at |now| (housekeeping, so the
+ * size metric is true); returns how many. */
+size_t smem_expire(double now);
 
 /* For the metrics: entries now, and evictions by the bound so far. */
 size_t smem_entries(void);

@@ -108,7 +108,9 @@ static void follow_config(struct worker *w, const struct snapshot *snap) {
     w->generation = snap->generation;
     const struct config *cfg = snap->cfg;
     if (w->redis == NULL) {
-        w->redis = redis_memory_new(w->loop, w->id, cfg);
+        /* Published atomically: the main thread reads it for the metrics
+         * (workers_redis_stats). */
+        __atomic_store_n(&w->redis, redis_memory_new(w->loop, w->id, cfg), __ATOMIC_RELEASE);
     } else {
         redis_memory_configure(w->redis, cfg);
     }
@@ -145,7 +147,11 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
             snapshot_release(snap);
             continue;
         }
-        if (!client_table_enter(per_client, &peer, snap->cfg->max_per_client)) {
+        /* Behind a load balancer the client is known only from its PROXY
+         * header: the session asks for admission then (worker_admit). */
+        int behind_balancer = snap->cfg->listeners[index].proxy_protocol != PROXY_PROTOCOL_NO;
+        if (!behind_balancer &&
+            !client_table_enter(per_client, &peer, snap->cfg->max_per_client)) {
             atomic_fetch_sub(&sessions_live, 1);
             char ip[64];
             net_addr_format(&peer, ip, sizeof(ip), NULL);
@@ -159,7 +165,9 @@ static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
         }
         struct session *s = session_new(&w->host, fd, &peer, index, snap, w->sessions_started);
         if (s == NULL) {
-            client_table_leave(per_client, &peer);
+            if (!behind_balancer) {
+                client_table_leave(per_client, &peer);
+            }
             atomic_fetch_sub(&sessions_live, 1);
             continue;
         }
@@ -182,13 +190,25 @@ static void session_gone(struct session_host *host, struct session *s,
     metrics_active(host->metrics, summary->listener_index, -1);
     metrics_connection(host->metrics, summary->listener_index,
                        metrics_tls_of(summary->tls_version), summary->scope_id);
-    client_table_leave(per_client, client);
+    if (client != NULL) {
+        client_table_leave(per_client, client);
+    }
     session_unlink(s, &w->sessions);
     w->nsessions--;
     atomic_fetch_sub(&sessions_live, 1);
     if (w->stopping && w->nsessions == 0) {
         ev_break(w->loop, EVBREAK_ALL);
     }
+}
+
+/* worker_admit is every session's admission to the per-client table,
+ * for clients named by a PROXY header. */
+static int worker_admit(struct session_host *host, const struct net_addr *client) {
+    struct snapshot *snap = snapshot_acquire();
+    unsigned limit = snap->cfg->max_per_client;
+    snapshot_release(snap);
+    (void)host;
+    return client_table_enter(per_client, client, limit);
 }
 
 static void on_grace_over(struct ev_loop *loop, ev_timer *t, int revents) {
@@ -287,6 +307,7 @@ static int worker_init(struct worker *w, int id, const struct config *cfg, char 
     w->host.loop = w->loop;
     w->host.id = id;
     w->host.gone = session_gone;
+    w->host.admit = worker_admit;
     w->host.metrics = metrics_shard(worker_metrics, id);
     /* The worker's own c-ares channel, on its loop (daemon/dns.h). */
     w->host.dns = w->loop != NULL ? dns_resolver_new(w->loop) : NULL;
@@ -390,6 +411,28 @@ struct worker *workers_start(int n, char *err, size_t errlen) {
         }
     }
     return ws;
+}
+
+void workers_redis_stats(struct worker *ws, int n, struct redis_memory_stats *sum,
+                         unsigned *clients, unsigned *up) {
+    memset(sum, 0, sizeof(*sum));
+    *clients = *up = 0;
+    for (int i = 0; i < n; i++) {
+        struct redis_memory *r = __atomic_load_n(&ws[i].redis, __ATOMIC_ACQUIRE);
+        if (r == NULL) {
+            continue;
+        }
+        struct redis_memory_stats st;
+        redis_memory_get_stats(r, &st);
+        (*clients)++;
+        *up += st.up != 0;
+        sum->lookups += st.lookups;
+        sum->remembered += st.remembered;
+        sum->late += st.late;
+        sum->errors += st.errors;
+        sum->reconnects += st.reconnects;
+        sum->unavailable += st.unavailable;
+    }
 }
 
 void workers_stop(struct worker *ws, int n) {

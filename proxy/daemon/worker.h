@@ -39,6 +39,12 @@ struct worker {
 };
 
 struct metrics;
+struct redis_memory_stats;
+
+/* workers_redis_stats sums the counters of the workers' Redis clients
+ * (|clients| made, |up| connected); from any thread while they run. */
+void workers_redis_stats(struct worker *ws, int n, struct redis_memory_stats *sum,
+                         unsigned *clients, unsigned *up);
 
 /* workers_set_metrics gives the workers their counters (one shard per
  * worker, so at least as many as workers); before workers_start. */

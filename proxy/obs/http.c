@@ -58,7 +58,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/healthz") == 0) {
         int draining = atomic_load(&h->draining);
-        const char *msg = draining ? "draining\n" : "ok\n";
+        /* The fleet's memory is detail, not health: mail flows without
+         * Redis (the local memory answers), so it never makes a 503. */
+        struct metrics_redis r;
+        metrics_get_redis(h->metrics, &r);
+        char msg[160];
+        int n = snprintf(msg, sizeof(msg), "%s\n", draining ? "draining" : "ok");
+        if (r.clients > 0) {
+            snprintf(msg + n, sizeof(msg) - (size_t)n, "redis: %s (%u of %u connections up)%s\n",
+                     r.up == r.clients ? "up" : r.up == 0 ? "down" : "degraded", r.up, r.clients,
+                     r.up < r.clients ? "; the local STARTTLS memory answers meanwhile" : "");
+        }
         return respond(c, draining ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, text, msg,
                        strlen(msg), 0);
     }

@@ -27,7 +27,7 @@ static const char *const starttls_names[MS_COUNT] = {"offered", "used", "withhel
 static const char *const backend_names[MB_COUNT] = {"connect", "timeout", "closed", "protocol"};
 static const char *const refusal_names[MRF_COUNT] = {
     "max_connections", "max_per_client", "line_too_long", "xclient", "bdat",
-    "starttls_injection", "too_many_errors", "pregreet", "sync_violation"};
+    "starttls_injection", "too_many_errors", "pregreet", "sync_violation", "proxy_protocol"};
 static const char *const group_names[METRICS_GROUPS] = {"X25519", "P-256", "P-384", "P-521",
                                                         "X25519Kyber768Draft00", "other"};
 
@@ -46,6 +46,7 @@ struct metrics_shard {
 };
 
 struct metrics {
+    struct metrics_redis redis;     /* clients == 0: no Redis */
     struct backend_pool *backends;  /* NULL: none rendered */
     size_t (*memory_entries)(void); /* NULL: no STARTTLS memory */
     size_t (*memory_evictions)(void);
@@ -251,6 +252,18 @@ void metrics_set_build(struct metrics *m, const char *version, const char *tls_l
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_set_redis(struct metrics *m, const struct metrics_redis *r) {
+    pthread_mutex_lock(&m->lock);
+    m->redis = *r;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_get_redis(struct metrics *m, struct metrics_redis *out) {
+    pthread_mutex_lock(&m->lock);
+    *out = m->redis;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_set_memory(struct metrics *m, size_t (*entries)(void), size_t (*evictions)(void),
                         size_t max_entries) {
     pthread_mutex_lock(&m->lock);
@@ -426,6 +439,25 @@ static void render_process_families(struct metrics *m, struct out *o) {
         family(o, "starttls_memory_evictions_total", "counter",
                "Entries dropped by the bound, least recently used first.");
         put(o, "smtp_tls_proxy_starttls_memory_evictions_total %zu\n", m->memory_evictions());
+    }
+    if (m->redis.clients > 0) {
+        const struct metrics_redis *r = &m->redis;
+        family(o, "redis_clients", "gauge", "Redis clients of the shared STARTTLS memory.");
+        put(o, "smtp_tls_proxy_redis_clients %u\n", r->clients);
+        family(o, "redis_up", "gauge", "Of them, connected and answering.");
+        put(o, "smtp_tls_proxy_redis_up %u\n", r->up);
+        family(o, "redis_lookups_total", "counter",
+               "Lookups sent to Redis, and how many were answered remembered or too late.");
+        put(o, "smtp_tls_proxy_redis_lookups_total{result=\"sent\"} %llu\n", r->lookups);
+        put(o, "smtp_tls_proxy_redis_lookups_total{result=\"remembered\"} %llu\n",
+            r->remembered);
+        put(o, "smtp_tls_proxy_redis_lookups_total{result=\"late\"} %llu\n", r->late);
+        put(o, "smtp_tls_proxy_redis_lookups_total{result=\"not_asked\"} %llu\n",
+            r->unavailable);
+        family(o, "redis_errors_total", "counter", "Error, wrong-type or unasked-for replies.");
+        put(o, "smtp_tls_proxy_redis_errors_total %llu\n", r->errors);
+        family(o, "redis_reconnects_total", "counter", "Connection attempts after the first.");
+        put(o, "smtp_tls_proxy_redis_reconnects_total %llu\n", r->reconnects);
     }
     family(o, "build_info", "gauge", "Version and TLS library; always 1.");
     put(o, "smtp_tls_proxy_build_info{version=\"%s\",tls_library=\"%s\"} 1\n",

@@ -71,6 +71,7 @@ enum metrics_refusal {
     MRF_TOO_MANY_ERRORS,
     MRF_PREGREET,
     MRF_SYNC_VIOLATION,
+    MRF_PROXY_PROTOCOL, /* untrusted peer, bad or missing PROXY header */
     MRF_COUNT,
 };
 
@@ -109,6 +110,15 @@ void metrics_reload(struct metrics *m, int ok, double when);
 void metrics_set_certificates(struct metrics *m, size_t n, const char *const *names,
                               const char *const *key_types, const double *not_after);
 void metrics_set_build(struct metrics *m, const char *version, const char *tls_library);
+/* The fleet's STARTTLS memory in Redis, summed over the workers'
+ * clients (daemon/redis_memory.h); clients == 0: no Redis configured. */
+struct metrics_redis {
+    unsigned clients, up;
+    unsigned long long lookups, remembered, late, errors, reconnects, unavailable;
+};
+void metrics_set_redis(struct metrics *m, const struct metrics_redis *r);
+void metrics_get_redis(struct metrics *m, struct metrics_redis *out);
+
 /* metrics_set_memory gives the STARTTLS failure memory's size (entries
  * now, its bound, evictions so far), read at each scrape. */
 void metrics_set_memory(struct metrics *m, size_t (*entries)(void), size_t (*evictions)(void),
