@@ -36,8 +36,23 @@ METRICS = {
     "smtp_tls_proxy_sessions_active": ("gauge", {"listener": None}),
     "smtp_tls_proxy_tls_handshakes_total": ("counter", {"listener": None, "version": TLS[1:], "group": None}),
     "smtp_tls_proxy_tls_handshake_failures_total": ("counter", {"listener": None, "reason": (
-        "timeout", "no_shared_cipher", "protocol_version", "alert_received", "closed", "other")}),
-    "smtp_tls_proxy_starttls_total": ("counter", {"listener": None, "event": ("offered", "used", "withheld")}),
+        "timeout", "no_shared_cipher", "protocol_version", "alert_received", "closed",
+        "no_client_hello", "other")}),
+    "smtp_tls_proxy_starttls_total": ("counter", {"listener": None, "event": (
+        "offered", "used", "withheld", "failed")}),
+    "smtp_tls_proxy_backend_up": ("gauge", {"backend": None}),
+    "smtp_tls_proxy_backend_connects_total": ("counter", {"backend": None}),
+    "smtp_tls_proxy_backend_failures_total": ("counter", {"backend": None, "reason": (
+        "refused", "timeout", "closed", "greeting_4xx", "greeting_5xx")}),
+    "smtp_tls_proxy_redis_clients": ("gauge", {}),
+    "smtp_tls_proxy_redis_up": ("gauge", {}),
+    "smtp_tls_proxy_redis_lookups_total": ("counter", {"result": (
+        "sent", "remembered", "late", "not_asked")}),
+    "smtp_tls_proxy_redis_errors_total": ("counter", {}),
+    "smtp_tls_proxy_redis_reconnects_total": ("counter", {}),
+    "smtp_tls_proxy_starttls_memory_entries": ("gauge", {}),
+    "smtp_tls_proxy_starttls_memory_max_entries": ("gauge", {}),
+    "smtp_tls_proxy_starttls_memory_evictions_total": ("counter", {}),
     "smtp_tls_proxy_messages_total": ("counter", {"listener": None, "tls": TLS, "scope": SCOPE,
                                                   "result": ("accepted", "rejected", "aborted")}),
     "smtp_tls_proxy_message_bytes_total": ("counter", {"listener": None, "tls": TLS, "scope": SCOPE,
@@ -46,7 +61,7 @@ METRICS = {
     "smtp_tls_proxy_backend_errors_total": ("counter", {"kind": ("connect", "timeout", "closed", "protocol")}),
     "smtp_tls_proxy_refusals_total": ("counter", {"reason": (
         "max_connections", "max_per_client", "line_too_long", "xclient", "bdat", "starttls_injection",
-        "too_many_errors", "pregreet", "sync_violation")}),
+        "too_many_errors", "pregreet", "sync_violation", "proxy_protocol")}),
     "smtp_tls_proxy_reloads_total": ("counter", {"result": ("ok", "failed")}),
     "smtp_tls_proxy_last_reload_success_timestamp_seconds": ("gauge", {}),
     "smtp_tls_proxy_certificate_not_after_timestamp_seconds": ("gauge", {"certificate": None,
@@ -54,7 +69,11 @@ METRICS = {
     "smtp_tls_proxy_build_info": ("gauge", {"version": None, "tls_library": None}),
 }
 # Only exported when a GeoIP database is loaded.
-OPTIONAL_METRICS = {"smtp_tls_proxy_messages_by_country_total"}
+OPTIONAL_METRICS = {"smtp_tls_proxy_messages_by_country_total",
+                    # only with [starttls_memory] redis
+                    "smtp_tls_proxy_redis_clients", "smtp_tls_proxy_redis_up",
+                    "smtp_tls_proxy_redis_lookups_total", "smtp_tls_proxy_redis_errors_total",
+                    "smtp_tls_proxy_redis_reconnects_total"}
 # Labels Prometheus adds to every scraped series.
 TARGET_LABELS = {"job", "instance"}
 ALERTS = {"SmtpTlsProxyCertificateExpiresSoon", "SmtpTlsProxyTlsHandshakeFailures",
@@ -325,6 +344,7 @@ class DashboardTest(unittest.TestCase):
         series = []
         for metric, (mtype, labels) in sorted(METRICS.items()):
             free = {"listener": "smtp", "group": "X25519", "country": "DE", "certificate": "mx.example.test",
+                    "backend": "127.0.0.1:10026",
                     "version": "1.0", "tls_library": "BoringSSL"}
             enumerated = sorted(k for k, v in labels.items() if v)
             for values in itertools.product(*(labels[k] for k in enumerated)):

@@ -207,6 +207,12 @@ class FailureMemoryTest(MemoryTest):
         c.send(b"MAIL FROM:<a@src.test>\r\n")
         self.assertTrue(c.read_reply().startswith(b"250"))
 
+    def test_by_default_a_sender_leaving_without_mail_stays_remembered(self):
+        self.fail_handshake("127.0.0.11")
+        for _ in range(3):
+            self.assertFalse(self.offered("127.0.0.11"))
+        self.assertNotIn("event=starttls_memory_released", self.proxy.log())
+
     def test_another_address_is_still_offered_starttls(self):
         self.fail_handshake("127.0.0.2")
         self.assertFalse(self.offered("127.0.0.2"))
@@ -303,6 +309,33 @@ class Ipv6Test(MemoryTest):
         self.assertTrue(c.read_reply().startswith(b"220"))
         c.send(b"EHLO sender.src.test\r\n")
         self.assertNotIn(b"STARTTLS", c.read_reply())
+
+
+class ReleaseWithoutMailTest(MemoryTest):
+    memory = {"release_without_mail": "yes"}
+
+    def test_a_remembered_sender_that_requires_tls_is_released_when_it_leaves(self):
+        self.fail_handshake("127.0.0.9")
+        # A sender that insists on TLS: STARTTLS is not offered, it quits.
+        code, out = swaks(self.port(), "127.0.0.9", "--tls")
+        self.assertNotEqual(code, 0, out)
+        self.assertIn("Host did not advertise STARTTLS", out)
+        self.proxy.wait_log("event=starttls_memory_released client=127.0.0.9 "
+                            "reason=left_without_mail")
+        # Its next attempt is offered STARTTLS again (and TLS 1.3 works).
+        code, out = swaks(self.port(), "127.0.0.9", "--tls")
+        self.assertEqual(code, 0, out)
+        self.sink.wait_messages(1)
+
+    def test_a_remembered_sender_that_delivers_in_plaintext_stays_remembered(self):
+        self.fail_handshake("127.0.0.10")
+        code, out = tls12_sender(self.port(), "127.0.0.10")
+        self.assertEqual(code, 0, out)
+        self.sink.wait_messages(1)
+        self.end_line("127.0.0.10", "starttls=withheld")
+        self.assertNotIn("event=starttls_memory_released", self.proxy.log())
+        code, out, err = self.memory_cli("list")
+        self.assertIn("127.0.0.10/32 ", out)
 
 
 class HandshakeDeadlineTest(MemoryTest):
@@ -469,17 +502,27 @@ class ControlTest(MemoryTest):
         self.assertEqual(code, 2, out + err)
         self.assertIn("ermission denied", err)
 
-    def test_a_second_proxy_cannot_take_a_live_control_socket(self):
+    def test_a_second_proxy_cannot_take_a_live_control_socket_and_runs_without_it(self):
         other = self.make_proxy(name="other", metrics_port=free_port())
-        with open(other.conf_path, "w") as f:
-            f.write(other.config_text())  # its own free listener ports
-        r = subprocess.run([PROXY_BIN, "-c", other.conf_path], capture_output=True,
-                           timeout=TOOL_TIMEOUT)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn(b"control socket", r.stdout + r.stderr)
-        # The running proxy still answers on it.
+        other.start()  # its own free listener ports
+        self.addCleanup(other.stop)
+        other.wait_log("event=control_unavailable socket=%s" % self.socket_path)
+        self.assertIn("in use by another process", other.log())
+        # Both still serve mail, and the first still answers on the socket.
+        self.assertTrue(self.offered("127.0.0.2"))
         code, out, err = self.memory_cli("list")
         self.assertEqual(code, 0, err)
+
+    def test_the_peer_credentials_are_checked_even_on_an_open_socket(self):
+        if os.geteuid() != 0:
+            return  # only root can act as another user
+        os.chmod(self.socket_path, 0o666)  # only SO_PEERCRED stands in the way now
+        os.chmod(self.proxy.conf_path, 0o644)
+        os.chmod(self.proxy.workdir, 0o755)
+        code, out, err = self.memory_cli("list", user=65534)
+        self.assertEqual(code, 1, out + err)
+        self.assertIn("permission denied", err)
+        self.proxy.wait_log("event=control_refused uid=65534")
 
 
 class BoundTest(MemoryTest):

@@ -43,6 +43,8 @@ bounded waits, /proc, the pty runner, the leftover-peer safety net),
 """
 
 # The private helpers too: mta_peers.py and test_peers_selfcheck.py use some.
+from .haproxy import HAPROXY, HaproxyInstance  # noqa: F401
+from .redis import REDIS_SERVER, RedisServer  # noqa: F401
 from .postfix import POSTCONF, POSTFIX, PostfixInstance  # noqa: F401
 from .process import (PeerError, _family, _iterations, _listening_inodes,  # noqa: F401
                       _make_traversable, _pid_alive, _pids_in_pgrp, _proc_state, _run_pty,
@@ -60,4 +62,6 @@ __all__ = [
     "parse_sink_dump",
     "SmtpSink",
     "PostfixInstance",
+    "HaproxyInstance",
+    "RedisServer",
 ]
