@@ -443,7 +443,9 @@ class BackendsTest(unittest.TestCase):
         # the first session failed over from a, the next ones skipped it.
         tail = p.log().split("event=reload result=ok")[-1]
         self.assertNotIn("backend_failover backend=%s" % first[0], tail)
-        self.assertEqual(tail.count("backend_failover backend=%s reason=refused next=%s@127.0.0.1"
+        # (localhost may also be ::1, where b does not listen: whichever
+        # address of the name comes first, a fails over to it once.)
+        self.assertEqual(tail.count("backend_failover backend=%s reason=refused next=%s@"
                                     % (first[1], third)), 1)
 
 

@@ -3,10 +3,9 @@ proxy: each frontend forwards to one server with ``send-proxy`` (PROXY
 protocol v1) or ``send-proxy-v2``, as a real MX fleet's balancer would.
 """
 import os
-import signal
 import subprocess
 
-from .process import PeerError, _tail, free_port, wait_listening
+from .process import PeerError, _tail, free_port, stop_popen, wait_listening
 
 HAPROXY = "/usr/sbin/haproxy"
 
@@ -70,13 +69,7 @@ class HaproxyInstance:
     def stop(self, timeout=10.0):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_popen(self.proc, timeout)
         self.proc = None
         self._log.close()
 

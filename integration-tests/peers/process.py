@@ -8,6 +8,7 @@ import atexit
 import os
 import pty
 import select
+import signal
 import socket
 import subprocess
 import tempfile
@@ -64,6 +65,18 @@ def free_port(host="127.0.0.1"):
                 _handed_out_ports.add(port)
                 return port
     raise PeerError("free_port(%r): no unused port found in 100 tries" % host)
+
+
+def stop_popen(proc, timeout=10.0):
+    """SIGTERM |proc| (a subprocess.Popen), wait at most |timeout|, then
+    SIGKILL: the one bounded stop of the peers run in the foreground."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def format_hostport(host, port):

@@ -1,11 +1,10 @@
 """A private redis-server (Debian ``redis-server``) on a free loopback
 port, without persistence: the shared STARTTLS memory of a fleet."""
 import os
-import signal
 import socket
 import subprocess
 
-from .process import PeerError, _tail, free_port, wait_listening
+from .process import PeerError, _tail, free_port, stop_popen, wait_listening
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -48,13 +47,7 @@ class RedisServer:
     def stop(self, timeout=10.0):
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_popen(self.proc, timeout)
         self.proc = None
 
     def command(self, *words, timeout=10.0):
