@@ -7,6 +7,7 @@ its state shows in the logs, the metrics and /healthz.
 import os
 import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import tempfile
@@ -216,6 +217,43 @@ class RedisOutageTest(FleetTest):
         self.assertGreaterEqual(self.metric(
             p, r'^smtp_tls_proxy_redis_lookups_total\{result="late"\} (\d+)$', 1), 1)
         print("\nslow redis: sessions sent %d, delivered %d, failed 0" % (sent, sent))
+
+
+class ReloadTest(FleetTest):
+
+    def reload(self, p, with_redis):
+        with open(p.conf_path) as f:
+            text = f.read()
+        line = "redis = %s\n" % self.redis.address
+        text = text.replace(line, "")
+        if with_redis:
+            text = text.replace("[starttls_memory]\n", "[starttls_memory]\n" + line)
+        with open(p.conf_path, "w") as f:
+            f.write(text)
+        done = p.log().count("event=reload result=ok")
+        p.signal(signal.SIGHUP)
+        p.wait_log("event=reload result=ok")
+        self.wait_for("the reload", lambda: p.log().count("event=reload result=ok") > done)
+
+    def test_a_reload_that_adds_redis_lets_memory_forget_delete_the_fleet_entry(self):
+        p = self.proxy("p", redis=False, control=True)
+        self.reload(p, True)
+        p.wait_log("event=redis_up worker=-1")
+        key = "smtp-tls-proxy:starttls:127.0.0.8/32"
+        self.redis.command("SET", key, "reason=test", "EX", "600")
+        r = subprocess.run([PROXY_BIN, "-c", p.conf_path, "memory", "forget", "127.0.0.8"],
+                           capture_output=True, timeout=TOOL_TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_for("the key gone from Redis",
+                      lambda: self.redis.command("EXISTS", key) == b":0\r\n")
+
+    def test_a_reload_that_removes_redis_shows_no_redis_down(self):
+        p = self.proxy("p")
+        self.reload(p, False)
+        self.offered(p, "127.0.0.2")  # each worker follows the reload at its next accept
+        self.offered(p, "127.0.0.3")
+        self.wait_for("no redis in /healthz", lambda: self.fetch(p, "/healthz") == "ok\n")
+        self.assertNotIn("redis: down", self.fetch(p, "/healthz"))
 
 
 class NoRedisTest(FleetTest):

@@ -200,8 +200,9 @@ static void on_redis_stats(struct ev_loop *loop, ev_timer *t, int revents) {
     metrics_set_redis(metrics, &view);
 }
 
-static struct control_command control_commands[] = {
-    {"memory", smem_control, NULL, "memory list | memory forget ADDR|CIDR|all"},
+static const struct control_command control_commands[] = {
+    /* The variable's address: a reload may make the client later. */
+    {"memory", smem_control, &main_redis, "memory list | memory forget ADDR|CIDR|all"},
 };
 
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
@@ -231,7 +232,6 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
         redis_memory_configure(main_redis, next->cfg);
     } else {
         main_redis = redis_memory_new(loop, -1, next->cfg);
-        control_commands[0].arg = main_redis;
     }
     metrics_set_memory(metrics, smem_entries, smem_evictions, next->cfg->memory.max_entries);
     publish_certificates(next);
@@ -403,7 +403,6 @@ int main(int argc, char **argv) {
      * failure to make it is logged, not fatal (a second instance is
      * stopped by the listeners, which cannot be shared). */
     main_redis = redis_memory_new(loop, -1, snap->cfg);
-    control_commands[0].arg = main_redis;
     struct control *control = NULL;
     if (snap->cfg->control_socket != NULL) {
         control = control_start(loop, snap->cfg->control_socket, control_commands,

@@ -63,12 +63,17 @@ void starttls_memory_session_gone(struct session *s) {
 }
 
 /* forget_everywhere forgets the client here and in Redis. */
+/* forget_everywhere forgets the client here and, when it was remembered
+ * (here, or by the fleet as this session's lookup said), in Redis: not
+ * one Redis write for every TLS session of the fleet. */
 static int forget_everywhere(struct session *s, char *key, size_t keylen) {
+    int forgot = smem_forget_client(s->cfg, &s->client_addr, key, keylen);
     struct cidr k;
-    if (s->cfg->memory.enabled && memory_key(s, &k)) {
+    if ((forgot || s->redis_answer == REDIS_REMEMBERED) && s->cfg->memory.enabled &&
+        memory_key(s, &k)) {
         redis_memory_forget(s->host->redis, &k);
     }
-    return smem_forget_client(s->cfg, &s->client_addr, key, keylen);
+    return forgot;
 }
 
 /* ---- TLS with the client ---- */

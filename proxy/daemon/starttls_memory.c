@@ -350,7 +350,8 @@ static int memory_forget(struct control_out *out, const char *what, struct redis
 }
 
 int smem_control(void *arg, int argc, char **argv, struct control_out *out) {
-    struct redis_memory *redis = arg; /* the main loop's client, or NULL */
+    /* The main loop's client (a pointer to main.c's variable), or NULL. */
+    struct redis_memory *redis = arg != NULL ? *(struct redis_memory **)arg : NULL;
     if (table == NULL) {
         control_printf(out, "the STARTTLS memory is not running\n");
         return 0;

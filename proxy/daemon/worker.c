@@ -114,7 +114,9 @@ static void follow_config(struct worker *w, const struct snapshot *snap) {
     } else {
         redis_memory_configure(w->redis, cfg);
     }
-    w->host.redis = cfg->memory.redis != NULL ? w->redis : NULL;
+    /* Atomic: workers_redis_stats counts only clients in use. */
+    __atomic_store_n(&w->host.redis, cfg->memory.redis != NULL ? w->redis : NULL,
+                     __ATOMIC_RELEASE);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *io, int revents) {
@@ -418,7 +420,9 @@ void workers_redis_stats(struct worker *ws, int n, struct redis_memory_stats *su
     memset(sum, 0, sizeof(*sum));
     *clients = *up = 0;
     for (int i = 0; i < n; i++) {
-        struct redis_memory *r = __atomic_load_n(&ws[i].redis, __ATOMIC_ACQUIRE);
+        /* The client the current configuration uses: one kept after a
+         * reload removed Redis is not "down". */
+        struct redis_memory *r = __atomic_load_n(&ws[i].host.redis, __ATOMIC_ACQUIRE);
         if (r == NULL) {
             continue;
         }
