@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "protocol/smtp_cmd.h"
@@ -35,7 +36,14 @@ void config_verror(char *err, size_t errlen, const char *path, int line, const c
 int config_fail(struct parse *p, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    config_verror(p->err, p->errlen, p->path, p->line, fmt, ap);
+    if (p->env_var != NULL) {
+        int n = snprintf(p->err, p->errlen, "%s: environment %s: ", p->path, p->env_var);
+        if (n >= 0 && (size_t)n < p->errlen) {
+            vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+        }
+    } else {
+        config_verror(p->err, p->errlen, p->path, p->line, fmt, ap);
+    }
     va_end(ap);
     return 0;
 }
@@ -276,6 +284,10 @@ static int finish_certificates(struct parse *p) {
         if (cc->cert_path == NULL || cc->key_path == NULL) {
             return config_fail(p, "[certificate %s] needs cert and key", cc->name);
         }
+        if (cc->next_key_path != NULL && cc->next_cert_path != NULL) {
+            return config_fail(p, "[certificate %s]: next_key and next_cert name the same "
+                                  "thing (the next public key); give one", cc->name);
+        }
         if (cc->is_default && defaults++) {
             return config_fail(p, "[certificate %s]: only one certificate can be the default",
                         cc->name);
@@ -297,6 +309,13 @@ static int finish(struct parse *p) {
     }
     if (c->nlisteners == 0) {
         return config_fail(p, "at least one [listener NAME] section is required");
+    }
+    p->line = 0;
+    if (c->log_target == LOG_TARGET_FILE && c->log_file == NULL) {
+        return config_fail(p, "[proxy] log_target = file needs log_file");
+    }
+    if (c->group != NULL && c->user == NULL) {
+        return config_fail(p, "[proxy] group needs user (the user to run as)");
     }
     if (c->mail_line_max < c->command_line_max) {
         p->line = c->line_limit_line;
@@ -324,7 +343,184 @@ static int finish(struct parse *p) {
     return 1;
 }
 
+/* ---- environment overrides ----
+ *
+ * SMTP_TLS_PROXY__SECTION__KEY=value sets a key of [section];
+ * SMTP_TLS_PROXY__LISTENER__NAME__KEY and ..._CERTIFICATE__NAME__KEY one
+ * of [listener NAME] or [certificate NAME] (made when the file has no such
+ * section). Parts are matched without regard to case, '_' standing for
+ * '-' in names. They are applied after the file, so they win, and -t lists
+ * them (config->env_notes). An unknown section or key is an error, as in
+ * the file: a typo must not be silently ignored. */
+
+#define ENV_PREFIX "SMTP_TLS_PROXY__"
+
+/* same_name compares a name from the file with one from the
+ * environment. */
+static int same_name(const char *file, const char *env, size_t n) {
+    if (strlen(file) != n) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char a = (char)tolower((unsigned char)file[i]), b = (char)tolower((unsigned char)env[i]);
+        if (a != b && !((a == '-' || a == '_') && b == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int env_named_section(struct parse *p, int listener, const char *name, size_t n) {
+    struct config *c = p->cfg;
+    size_t count = listener ? c->nlisteners : c->ncerts;
+    for (size_t i = 0; i < count; i++) {
+        if (same_name(listener ? c->listeners[i].name : c->certs[i].name, name, n)) {
+            if (listener) {
+                p->listener = &c->listeners[i];
+            } else {
+                p->cert = &c->certs[i];
+            }
+            return 1;
+        }
+    }
+    char lower[64];
+    if (n == 0 || n >= sizeof(lower)) {
+        return config_fail(p, "expected a section name of 1 to 32 characters");
+    }
+    for (size_t i = 0; i < n; i++) {
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    }
+    lower[n] = '\0';
+    return listener ? open_listener(p, lower) : open_certificate(p, lower);
+}
+
+static int add_env_note(struct parse *p, const char *var, const char *section,
+                        const char *key, const char *value) {
+    struct config *c = p->cfg;
+    char **grown = realloc(c->env_notes, (c->nenv_notes + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    c->env_notes = grown;
+    size_t len = strlen(var) + strlen(section) + strlen(key) + strlen(value) + 64;
+    char *note = malloc(len);
+    if (note == NULL) {
+        return config_fail(p, "out of memory");
+    }
+    snprintf(note, len, "[%s] %s = %s (from the environment: %s)", section, key, value, var);
+    c->env_notes[c->nenv_notes++] = note;
+    return 1;
+}
+
+/* apply_env applies one "NAME=value" entry when it is ours. */
+static int apply_env(struct parse *p, const char *entry) {
+    if (strncmp(entry, ENV_PREFIX, strlen(ENV_PREFIX)) != 0) {
+        return 1;
+    }
+    const char *eq = strchr(entry, '=');
+    if (eq == NULL) {
+        return 1;
+    }
+    char var[256];
+    if ((size_t)(eq - entry) >= sizeof(var)) {
+        snprintf(p->err, p->errlen, "%s: environment %.40s...: name too long", p->path, entry);
+        return 0;
+    }
+    memcpy(var, entry, (size_t)(eq - entry));
+    var[eq - entry] = '\0';
+    p->env_var = var;
+    p->listener = NULL;
+    p->cert = NULL;
+    const char *sec = var + strlen(ENV_PREFIX);
+    const char *sep = strstr(sec, "__");
+    if (sep == NULL || sep == sec) {
+        return config_fail(p, "expected " ENV_PREFIX "SECTION__KEY or " ENV_PREFIX
+                              "SECTION__NAME__KEY");
+    }
+    char section[32];
+    size_t slen = (size_t)(sep - sec);
+    if (slen >= sizeof(section)) {
+        return config_fail(p, "unknown section");
+    }
+    for (size_t i = 0; i < slen; i++) {
+        section[i] = (char)tolower((unsigned char)sec[i]);
+    }
+    section[slen] = '\0';
+    const char *rest = sep + 2;
+    int named = strcmp(section, "listener") == 0 || strcmp(section, "certificate") == 0;
+    const char *label = section;
+    char named_label[96];
+    if (named) {
+        const char *sep2 = strstr(rest, "__");
+        if (sep2 == NULL) {
+            return config_fail(p, "expected " ENV_PREFIX "%s__NAME__KEY",
+                               strcmp(section, "listener") == 0 ? "LISTENER" : "CERTIFICATE");
+        }
+        p->section = strcmp(section, "listener") == 0 ? SECTION_LISTENER : SECTION_CERTIFICATE;
+        if (!env_named_section(p, p->section == SECTION_LISTENER, rest, (size_t)(sep2 - rest))) {
+            return 0;
+        }
+        snprintf(named_label, sizeof(named_label), "%s %s", section,
+                 p->listener ? p->listener->name : p->cert->name);
+        label = named_label;
+        rest = sep2 + 2;
+    } else {
+        static const struct {
+            const char *name;
+            enum section_type type;
+        } plain[] = {{"proxy", SECTION_PROXY},     {"backend", SECTION_BACKEND},
+                     {"tls", SECTION_TLS},         {"geoip", SECTION_GEOIP},
+                     {"metrics", SECTION_METRICS}, {"dns", SECTION_DNS},
+                     {"starttls_memory", SECTION_STARTTLS_MEMORY}};
+        p->section = SECTION_NONE;
+        for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+            if (strcmp(plain[i].name, section) == 0) {
+                p->section = plain[i].type;
+            }
+        }
+        if (p->section == SECTION_NONE) {
+            return config_fail(p, "unknown section [%s]", section);
+        }
+        if (p->section == SECTION_BACKEND) {
+            p->seen_backend = 1; /* it may come from the environment alone */
+        }
+    }
+    char key[64];
+    size_t klen = strlen(rest);
+    if (klen == 0 || klen >= sizeof(key)) {
+        return config_fail(p, "no key");
+    }
+    for (size_t i = 0; i <= klen; i++) {
+        key[i] = (char)tolower((unsigned char)rest[i]);
+    }
+    const char *value = eq + 1;
+    if (*value == '\0') {
+        return config_fail(p, "\"%s\" has no value", key);
+    }
+    if (!config_set_key(p, key, value)) {
+        return 0;
+    }
+    int ok = add_env_note(p, var, label, key, value);
+    p->env_var = NULL;
+    return ok;
+}
+
+static int apply_environment(struct parse *p, char *const *env) {
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        if (!apply_env(p, env[i])) {
+            return 0;
+        }
+    }
+    p->env_var = NULL;
+    return 1;
+}
+
 struct config *config_parse(const char *path, const char *text, char *err, size_t errlen) {
+    return config_parse_env(path, text, NULL, err, errlen);
+}
+
+struct config *config_parse_env(const char *path, const char *text, char *const *env,
+                                char *err, size_t errlen) {
     struct config *c = calloc(1, sizeof(*c));
     char *copy = strdup(text);
     if (c == NULL || copy == NULL) {
@@ -348,6 +544,9 @@ struct config *config_parse(const char *path, const char *text, char *err, size_
         s = nl ? nl + 1 : NULL;
     }
     free(copy);
+    if (ok) {
+        ok = apply_environment(&p, env);
+    }
     if (ok) {
         ok = finish(&p);
     }
@@ -404,7 +603,7 @@ struct config *config_load(const char *path, char *err, size_t errlen) {
     if (text == NULL) {
         return NULL;
     }
-    struct config *c = config_parse(path, text, err, errlen);
+    struct config *c = config_parse_env(path, text, environ, err, errlen);
     free(text);
     return c;
 }
@@ -433,7 +632,17 @@ void config_free(struct config *c) {
         free(cc->name);
         free(cc->cert_path);
         free(cc->key_path);
+        free(cc->ocsp_path);
+        free(cc->next_key_path);
+        free(cc->next_cert_path);
     }
+    for (size_t i = 0; i < c->nenv_notes; i++) {
+        free(c->env_notes[i]);
+    }
+    free(c->env_notes);
+    free(c->log_file);
+    free(c->user);
+    free(c->group);
     free(c->certs);
     free(c->groups);
     free(c->geoip_country_db);

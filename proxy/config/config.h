@@ -45,6 +45,20 @@ enum proxy_protocol {
     PROXY_PROTOCOL_ANY = 3, /* v1 or v2, whichever arrives */
 };
 
+/* [proxy] log_target. */
+enum log_target {
+    LOG_TARGET_STDERR = 0,
+    LOG_TARGET_SYSLOG = 1,
+    LOG_TARGET_FILE = 2,
+};
+
+/* [proxy] log_facility, in the order of its names. */
+enum log_facility {
+    LOG_FACILITY_MAIL = 0,
+    LOG_FACILITY_DAEMON = 1,
+    LOG_FACILITY_LOCAL0 = 2, /* .. LOCAL7 = 9 */
+};
+
 enum tls_mode {
     TLS_MODE_NONE = 0,
     TLS_MODE_STARTTLS = 1,
@@ -78,6 +92,9 @@ struct cert_config {
     char *name;      /* [certificate NAME] */
     char *cert_path; /* PEM chain, leaf first */
     char *key_path;
+    char *ocsp_path;      /* DER OCSP response to staple; NULL: none */
+    char *next_key_path;  /* RFC 7671 8.1 rollover: the next key; NULL: none */
+    char *next_cert_path; /* or the next certificate; NULL: none */
     char **names;    /* from "names ="; NULL: the certificate's DNS names */
     size_t nnames;
     int is_default;
@@ -143,6 +160,12 @@ struct config {
     int workers;    /* 0: one per core */
     int log_level;  /* enum log_level */
     int log_format; /* enum log_format */
+    int log_target;   /* enum log_target */
+    int log_facility; /* enum log_facility */
+    char *log_file;   /* log_target = file */
+    char *user;       /* [proxy] user: run as; NULL: as started */
+    char *group;      /* NULL: the user's primary group */
+    int allow_root;   /* may go on as root without user */
 
     size_t command_line_max; /* every verb but MAIL, RCPT, AUTH (CRLF included) */
     size_t mail_line_max;    /* MAIL and RCPT, at most (smtp_line_limit) */
@@ -165,6 +188,9 @@ struct config {
     double handshake_timeout;  /* a TLS handshake, [tls] */
     double proxy_protocol_timeout; /* the inbound PROXY header must be in by then */
     char *groups;              /* key-exchange groups, [tls]; NULL: default */
+    int tls_watch;             /* [tls] watch: reload on certificate file changes */
+    double tls_watch_delay;    /* debounce */
+    double tls_expiry_warning; /* warn of certificates expiring within this */
 
     struct listener_config *listeners;
     size_t nlisteners;
@@ -183,12 +209,22 @@ struct config {
     char *state_dir;        /* [proxy] state_dir: files kept across restarts; NULL: none */
     char *control_socket;   /* [proxy] control_socket: unix socket path; NULL: none */
     struct starttls_memory_config memory;
+    char **env_notes; /* "[section] key = value (from the environment: VAR)" */
+    size_t nenv_notes;
 };
 
 /* config_parse reads configuration text |text| named |path| (for
  * messages) into a new config. Returns it, or NULL with |err| (size
  * |errlen|) holding "path:line: reason". */
 struct config *config_parse(const char *path, const char *text, char *err, size_t errlen);
+
+/* config_parse_env is config_parse, then the overrides of the
+ * NULL-terminated "NAME=value" list |env| (environ; NULL: none):
+ * SMTP_TLS_PROXY__SECTION__KEY, SMTP_TLS_PROXY__LISTENER__NAME__KEY and
+ * SMTP_TLS_PROXY__CERTIFICATE__NAME__KEY (config.c). config_load uses the
+ * process's environment. */
+struct config *config_parse_env(const char *path, const char *text, char *const *env,
+                                char *err, size_t errlen);
 
 /* A resolver for the DNS names of [backend] address: writes at most
  * |max| addresses of |host| into |out|, in the order to try them (the

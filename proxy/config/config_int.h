@@ -33,6 +33,7 @@ struct parse {
     struct listener_config *listener;
     struct cert_config *cert;
     int seen_backend;
+    const char *env_var; /* set while an environment override is applied */
 };
 
 /* config_fail writes "path:line: reason" and returns 0. */

@@ -34,6 +34,8 @@
 #define CONFIG_MEMORY_TTL_MAX (30 * 86400)
 /* A file of CIDRs (never_offer = /path). */
 #define CONFIG_CIDR_FILE_MAX (4u << 20)
+/* How early an expiring certificate is warned about, at most. */
+#define CONFIG_EXPIRY_WARNING_MAX (365 * 86400)
 
 /* ---- names of the enumerated values ---- */
 
@@ -45,6 +47,11 @@ static const char *const proxy_protocol_names[] = {"no", "v1", "v2", "any", NULL
 static const char *const balance_names[] = {"failover", "round-robin", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
+static const char *const log_target_names[] = {"stderr", "syslog", "file", NULL};
+/* In the order of enum log_facility (config.h). */
+static const char *const log_facility_names[] = {"mail",   "daemon", "local0", "local1",
+                                                 "local2", "local3", "local4", "local5",
+                                                 "local6", "local7", NULL};
 
 const char *listener_kind_name(enum listener_kind kind) {
     return kind_names[kind];
@@ -679,6 +686,18 @@ static const struct config_key keys[] = {
      "directory for state kept across restarts (the STARTTLS memory); none"},
     {SECTION_PROXY, "control_socket", KEY_STRING, PROXY(control_socket), 0, 0, NULL, NULL,
      "unix socket (mode 0600) for smtp-tls-proxy memory ...; none"},
+    {SECTION_PROXY, "user", KEY_STRING, PROXY(user), 0, 0, NULL, NULL,
+     "started as root: bind, load keys, then run as this user; none"},
+    {SECTION_PROXY, "group", KEY_STRING, PROXY(group), 0, 0, NULL, NULL,
+     "with user: the group to run as; the user's own group"},
+    {SECTION_PROXY, "allow_root", KEY_BOOL, PROXY(allow_root), 0, 0, NULL, "no",
+     "keep running as root without user (not recommended)"},
+    {SECTION_PROXY, "log_target", KEY_CHOICE, PROXY(log_target), 0, 0, log_target_names,
+     "stderr", "stderr, syslog (with log_facility) or file (log_file; SIGUSR1 reopens it)"},
+    {SECTION_PROXY, "log_facility", KEY_CHOICE, PROXY(log_facility), 0, 0, log_facility_names,
+     "mail", "with log_target = syslog: mail, daemon or local0 .. local7"},
+    {SECTION_PROXY, "log_file", KEY_STRING, PROXY(log_file), 0, 0, NULL, NULL,
+     "with log_target = file: the file appended to; none"},
     {SECTION_BACKEND, "address", KEY_BACKENDS, PROXY(backend), 0, 0, NULL, NULL,
      "the legacy MTA(s): host:port, [IPv6]:port, /unix/path or name:port, comma-separated"},
     {SECTION_BACKEND, "balance", KEY_CHOICE, PROXY(backend.balance), 0, 0, balance_names,
@@ -714,10 +733,23 @@ static const struct config_key keys[] = {
      "30s", "a deadline for the whole TLS handshake"},
     {SECTION_TLS, "groups", KEY_STRING, PROXY(groups), 0, 0, NULL, NULL,
      "key-exchange groups; the library's default"},
+    {SECTION_TLS, "watch", KEY_BOOL, PROXY(tls_watch), 0, 0, NULL, "no",
+     "reload when a certificate, key or OCSP file changes (inotify)"},
+    {SECTION_TLS, "watch_delay", KEY_DURATION, PROXY(tls_watch_delay), 0, 0, NULL, "2s",
+     "with watch: quiet time after the last change before the reload"},
+    {SECTION_TLS, "expiry_warning", KEY_DURATION, PROXY(tls_expiry_warning), 0,
+     CONFIG_EXPIRY_WARNING_MAX, NULL, "30d",
+     "at load and reload, warn of certificates expiring within this"},
     {SECTION_CERTIFICATE, "cert", KEY_STRING, CERT(cert_path), 0, 0, NULL, NULL,
      "PEM chain, leaf first"},
     {SECTION_CERTIFICATE, "key", KEY_STRING, CERT(key_path), 0, 0, NULL, NULL,
      "its private key (ECDSA P-256/P-384 or RSA)"},
+    {SECTION_CERTIFICATE, "ocsp", KEY_STRING, CERT(ocsp_path), 0, 0, NULL, NULL,
+     "DER OCSP response to staple, reloaded with it; none"},
+    {SECTION_CERTIFICATE, "next_key", KEY_STRING, CERT(next_key_path), 0, 0, NULL, NULL,
+     "the key that replaces key at the next rollover (tlsa prints both); none"},
+    {SECTION_CERTIFICATE, "next_cert", KEY_STRING, CERT(next_cert_path), 0, 0, NULL, NULL,
+     "or the certificate that replaces cert (its public key counts); none"},
     {SECTION_CERTIFICATE, "names", KEY_NAMES, CERT(names), CERT(nnames), 0, NULL, NULL,
      "SNI names, comma-separated; the certificate's DNS names"},
     {SECTION_CERTIFICATE, "default", KEY_BOOL, CERT(is_default), 0, 0, NULL, NULL,

@@ -115,8 +115,8 @@ static int run_command(const struct options *o) {
     char err[512];
     struct config *cfg = o->config_path
                              ? config_load(o->config_path, err, sizeof(err))
-                             : config_parse("(embedded default)", default_config_text, err,
-                                            sizeof(err));
+                             : config_parse_env("(embedded default)", default_config_text,
+                                                environ, err, sizeof(err));
     if (cfg == NULL) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
         return 2;
@@ -135,8 +135,8 @@ static int run_command(const struct options *o) {
 
 static struct snapshot *build_snapshot(const char *path, char *err, size_t errlen) {
     struct config *cfg = path ? config_load(path, err, errlen)
-                              : config_parse("(embedded default)", default_config_text, err,
-                                             errlen);
+                              : config_parse_env("(embedded default)", default_config_text,
+                                                 environ, err, errlen);
     if (cfg == NULL) {
         return NULL;
     }
@@ -351,6 +351,9 @@ int main(int argc, char **argv) {
         printf("%s: configuration ok (%zu listeners)\n",
                opt.config_path ? opt.config_path : "(embedded default)",
                snap->cfg->nlisteners);
+        for (size_t i = 0; i < snap->cfg->nenv_notes; i++) {
+            printf("  %s\n", snap->cfg->env_notes[i]);
+        }
         snapshot_release(snap);
         return 0;
     }
