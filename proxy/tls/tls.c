@@ -87,16 +87,90 @@ static int load_fail(struct load *l, int line, const char *fmt, ...) {
     return 0;
 }
 
+/* ---- where files come from ---- */
+
+static tls_file_reader *file_reader; /* NULL: the disk */
+static void *file_reader_arg;
+
+void tls_set_file_reader(tls_file_reader *fn, void *arg) {
+    file_reader = fn;
+    file_reader_arg = arg;
+}
+
+/* Certificate chains, keys and OCSP responses are small. */
+#define TLS_FILE_MAX (1u << 20)
+
+int tls_read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen) {
+    if (file_reader != NULL) {
+        return file_reader(file_reader_arg, path, out, len, err, errlen);
+    }
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return 0;
+    }
+    size_t cap = 16384, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0 || n > TLS_FILE_MAX) {
+            break;
+        }
+        if (n == cap) {
+            uint8_t *grown = realloc(buf, cap * 2);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (buf == NULL || bad || n > TLS_FILE_MAX) {
+        snprintf(err, errlen, "cannot read %s%s", path,
+                 buf == NULL ? ": out of memory" : n > TLS_FILE_MAX ? ": larger than 1 MiB" : "");
+        free(buf);
+        return 0;
+    }
+    *out = buf;
+    *len = n;
+    return 1;
+}
+
+/* open_file reads |path| (through the reader) into a memory BIO; the
+ * bytes read are wiped (key files pass through here). */
+static BIO *open_file(struct load *l, const struct cert_config *cc, const char *path) {
+    uint8_t *data;
+    size_t len;
+    char why[300];
+    if (!tls_read_file(path, &data, &len, why, sizeof(why))) {
+        load_fail(l, cc->line, "[certificate %s]: %s", cc->name, why);
+        return NULL;
+    }
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL || BIO_write(b, data, (int)len) != (int)len) {
+        BIO_free(b);
+        b = NULL;
+        load_fail(l, cc->line, "[certificate %s]: out of memory", cc->name);
+    }
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return b;
+}
+
 /* read_chain reads every certificate of a PEM file, leaf first. */
 static int read_chain(struct load *l, struct tls_store *s, struct tls_cert *c, X509 **out_leaf) {
     const struct cert_config *cc = c->cfg;
-    FILE *f = fopen(cc->cert_path, "r");
+    BIO *f = open_file(l, cc, cc->cert_path);
     if (f == NULL) {
-        return load_fail(l, cc->line, "[certificate %s]: cannot open %s: %s", cc->name,
-                         cc->cert_path, strerror(errno));
+        return 0;
     }
     X509 *x;
-    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+    while ((x = PEM_read_bio_X509(f, NULL, NULL, NULL)) != NULL) {
         uint8_t *der = NULL;
         int len = i2d_X509(x, &der);
         CRYPTO_BUFFER **grown = realloc(c->chain, (c->nchain + 1) * sizeof(*grown));
@@ -108,7 +182,7 @@ static int read_chain(struct load *l, struct tls_store *s, struct tls_cert *c, X
         if (grown == NULL || buf == NULL) {
             CRYPTO_BUFFER_free(buf);
             X509_free(x);
-            fclose(f);
+            BIO_free(f);
             return load_fail(l, cc->line, "[certificate %s]: out of memory", cc->name);
         }
         c->chain[c->nchain++] = buf;
@@ -118,7 +192,7 @@ static int read_chain(struct load *l, struct tls_store *s, struct tls_cert *c, X
             X509_free(x);
         }
     }
-    fclose(f);
+    BIO_free(f);
     /* The loop ends on "no more PEM blocks", which is an error code too. */
     ERR_clear_error();
     if (c->nchain == 0) {
@@ -130,13 +204,12 @@ static int read_chain(struct load *l, struct tls_store *s, struct tls_cert *c, X
 
 static int read_key(struct load *l, struct tls_cert *c, X509 *leaf) {
     const struct cert_config *cc = c->cfg;
-    FILE *f = fopen(cc->key_path, "r");
+    BIO *f = open_file(l, cc, cc->key_path);
     if (f == NULL) {
-        return load_fail(l, cc->line, "[certificate %s]: cannot open %s: %s", cc->name,
-                         cc->key_path, strerror(errno));
+        return 0;
     }
-    c->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
+    c->key = PEM_read_bio_PrivateKey(f, NULL, NULL, NULL);
+    BIO_free(f);
     if (c->key == NULL) {
         return load_fail(l, cc->line, "[certificate %s]: %s holds no readable PEM private key",
                          cc->name, cc->key_path);

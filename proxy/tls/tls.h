@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 
@@ -31,6 +32,21 @@ struct tls_store;
  *    never negotiated: the proxy sets no PSK callback. */
 #define TLS_SUBMISSION_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES"
 #define TLS_SMTP_CIPHERS TLS_SUBMISSION_CIPHERS ":RSA+AESGCM:RSA+AES"
+
+/* Where the store reads its files (certificates, keys, OCSP responses):
+ * the disk by default. With privilege separation (daemon/privsep.h) the
+ * unprivileged proxy reads what the privileged parent read for it. A
+ * reader returns 1 and a malloc'ed copy in *out (length *len), or 0 with
+ * |err| saying why ("cannot open PATH: reason"). */
+typedef int tls_file_reader(void *arg, const char *path, uint8_t **out, size_t *len,
+                            char *err, size_t errlen);
+
+/* tls_set_file_reader replaces the reader (NULL: the disk). Main thread,
+ * before a store is built. */
+void tls_set_file_reader(tls_file_reader *fn, void *arg);
+
+/* tls_read_file reads |path| through the reader in force. */
+int tls_read_file(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen);
 
 /* tls_store_new loads every certificate of |cfg| and builds the listener
  * contexts. Returns NULL with |err| set on failure; a config without TLS
