@@ -26,7 +26,7 @@ PYTHON  ?= /usr/bin/python3
 CFLAGS  ?= -O2 -g
 WARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
 CPPFLAGS_ALL := -D_GNU_SOURCE -isystem $(SSL_INC) $(CPPFLAGS)
-LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lcares -lmicrohttpd -lhiredis -lz -lpthread
+LDLIBS_ALL := -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lmaxminddb -lcares -lmicrohttpd -lhiredis -lsystemd -lz -lpthread
 
 # The layers (ARCHITECTURE.md): core <- protocol <- config <- tls <- daemon.
 # report (core, protocol) is the report subcommand, linked into the daemon.

@@ -22,7 +22,7 @@
 #include "core/log.h"
 #include "daemon/backends.h"
 #include "daemon/control.h"
-#include "daemon/privsep.h"
+#include "daemon/notify.h"
 #include "daemon/redis_memory.h"
 #include "daemon/snapshot.h"
 #include "daemon/starttls_memory.h"
@@ -134,81 +134,14 @@ static int run_command(const struct options *o) {
     return code;
 }
 
-/* build_snapshot reads the configuration and everything it names. Under
- * privilege separation the configuration and the TLS files come from
- * the privileged parent (daemon/privsep.h), the rest (GeoIP databases,
- * CIDR files) is read with the proxy's own rights. */
 static struct snapshot *build_snapshot(const char *path, char *err, size_t errlen) {
-    const char *name = path ? path : "(embedded default)";
-    if (privsep_active()) {
-        struct privsep_bundle *b = privsep_fetch(err, errlen);
-        if (b == NULL) {
-            return NULL;
-        }
-        struct config *cfg = config_parse_env(name, privsep_bundle_config(b), environ, err,
-                                              errlen);
-        tls_set_file_reader(privsep_bundle_reader, b);
-        struct snapshot *s = cfg ? snapshot_new(cfg, err, errlen) : NULL;
-        tls_set_file_reader(NULL, NULL);
-        privsep_bundle_free(b);
-        return s;
-    }
     struct config *cfg = path ? config_load(path, err, errlen)
-                              : config_parse_env(name, default_config_text, environ, err, errlen);
+                              : config_parse_env("(embedded default)", default_config_text,
+                                                 environ, err, errlen);
     if (cfg == NULL) {
         return NULL;
     }
     return snapshot_new(cfg, err, errlen);
-}
-
-/* parent_cleanup: the privileged parent keeps neither the proxy's
- * sockets nor its snapshot. */
-static void parent_cleanup(void *arg) {
-    workers_close_listeners();
-    snapshot_release(arg);
-}
-
-/* drop_privileges: started as root, the proxy binds its ports, then runs
- * as [proxy] user under a privileged parent that reads key files for it
- * (daemon/privsep.h). It does not go on as root unless allowed. */
-static int drop_privileges(const char *path, struct snapshot *snap, char *err, size_t errlen) {
-    const struct config *cfg = snap->cfg;
-    uid_t euid = geteuid();
-    if (cfg->user == NULL) {
-        if (euid == 0 && !cfg->allow_root) {
-            snprintf(err, errlen, "%s: refusing to run as root: set [proxy] user = NAME (the "
-                                  "proxy binds its ports and reads its keys as root, then runs "
-                                  "as NAME), or allow_root = yes", cfg->path);
-            return 0;
-        }
-        if (euid == 0) {
-            log_warning("event=running_as_root reason=\"allow_root = yes\"");
-        }
-        return 1;
-    }
-    uid_t uid;
-    gid_t gid;
-    if (!privsep_resolve(cfg, &uid, &gid, err, errlen)) {
-        return 0;
-    }
-    if (euid != 0) {
-        if (euid == uid) {
-            return 1; /* started as that user already: nothing to drop */
-        }
-        snprintf(err, errlen, "%s: [proxy] user %s: started as uid %u, not root, so the proxy "
-                              "cannot become uid %u", cfg->path, cfg->user, (unsigned)euid,
-                 (unsigned)uid);
-        return 0;
-    }
-    if (!workers_open_listeners(cfg, err, errlen)) {
-        return 0;
-    }
-    if (!privsep_start(path, uid, gid, parent_cleanup, snap, err, errlen)) {
-        return 0;
-    }
-    log_info("event=privileges_dropped user=%s uid=%u gid=%u parent=%ld", cfg->user,
-             (unsigned)uid, (unsigned)gid, (long)getppid());
-    return 1;
 }
 
 /* same_listeners: sockets are opened once, so a reload may change
@@ -277,11 +210,13 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)loop;
     (void)w;
     (void)revents;
+    notify_reloading(); /* READY=1 follows whether or not the reload is good */
     char err[512];
     struct snapshot *next = build_snapshot(config_path, err, sizeof(err));
     if (next == NULL) {
         log_error("event=reload result=failed reason=\"%s\"", err);
         metrics_reload(metrics, 0, 0);
+        notify_ready("serving; the last reload failed: the old configuration stays");
         return;
     }
     struct snapshot *cur = snapshot_acquire();
@@ -291,6 +226,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
         log_error("event=reload result=failed reason=\"listeners changed; restart to apply\"");
         snapshot_release(next);
         metrics_reload(metrics, 0, 0);
+        notify_ready("serving; the last reload failed: the old configuration stays");
         return;
     }
     log_set_level((enum log_level)next->cfg->log_level);
@@ -306,6 +242,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     snapshot_publish(next);
     metrics_reload(metrics, 1, ev_time());
     log_info("event=reload result=ok generation=%u", next->generation);
+    notify_ready("serving; reloaded");
 }
 
 /* How often expired STARTTLS memory entries are dropped (so its size
@@ -333,6 +270,7 @@ static void on_housekeeping(struct ev_loop *loop, ev_timer *t, int revents) {
 static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)revents;
     log_info("event=stopping signal=%d", w->signum);
+    notify_stopping();
     obs_http_set_draining(http); /* /healthz says 503 from now on */
     ev_break(loop, EVBREAK_ALL);
 }
@@ -432,10 +370,6 @@ int main(int argc, char **argv) {
     /* A reload request while starting (logrotate during a restart) must
      * not kill the proxy; the watcher below takes over. */
     signal(SIGHUP, SIG_IGN);
-    if (!drop_privileges(opt.config_path, snap, err, sizeof(err))) {
-        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
-        return 1;
-    }
     snapshot_publish(snap);
     int nworkers = worker_count(snap->cfg);
     raise_fd_limit(snap->cfg, nworkers);
@@ -511,6 +445,8 @@ int main(int argc, char **argv) {
     log_info("event=started version=%s workers=%d backend=\"%s\" config=%s", PROXY_VERSION,
              nworkers, snap->cfg->backend.address,
              opt.config_path ? opt.config_path : "(embedded default)");
+    /* Every listening socket was opened by workers_start: they accept. */
+    notify_ready("serving");
 
     ev_run(loop, 0);
 
