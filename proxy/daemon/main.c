@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "daemon/backends.h"
 #include "daemon/control.h"
+#include "daemon/privsep.h"
 #include "daemon/notify.h"
 #include "daemon/redis_memory.h"
 #include "daemon/snapshot.h"
@@ -134,14 +135,81 @@ static int run_command(const struct options *o) {
     return code;
 }
 
+/* build_snapshot reads the configuration and everything it names. Under
+ * privilege separation the configuration and the TLS files come from
+ * the privileged parent (daemon/privsep.h), the rest (GeoIP databases,
+ * CIDR files) is read with the proxy's own rights. */
 static struct snapshot *build_snapshot(const char *path, char *err, size_t errlen) {
+    const char *name = path ? path : "(embedded default)";
+    if (privsep_active()) {
+        struct privsep_bundle *b = privsep_fetch(err, errlen);
+        if (b == NULL) {
+            return NULL;
+        }
+        struct config *cfg = config_parse_env(name, privsep_bundle_config(b), environ, err,
+                                              errlen);
+        tls_set_file_reader(privsep_bundle_reader, b);
+        struct snapshot *s = cfg ? snapshot_new(cfg, err, errlen) : NULL;
+        tls_set_file_reader(NULL, NULL);
+        privsep_bundle_free(b);
+        return s;
+    }
     struct config *cfg = path ? config_load(path, err, errlen)
-                              : config_parse_env("(embedded default)", default_config_text,
-                                                 environ, err, errlen);
+                              : config_parse_env(name, default_config_text, environ, err, errlen);
     if (cfg == NULL) {
         return NULL;
     }
     return snapshot_new(cfg, err, errlen);
+}
+
+/* parent_cleanup: the privileged parent keeps neither the proxy's
+ * sockets nor its snapshot. */
+static void parent_cleanup(void *arg) {
+    workers_close_listeners();
+    snapshot_release(arg);
+}
+
+/* drop_privileges: started as root, the proxy binds its ports, then runs
+ * as [proxy] user under a privileged parent that reads key files for it
+ * (daemon/privsep.h). It does not go on as root unless allowed. */
+static int drop_privileges(const char *path, struct snapshot *snap, char *err, size_t errlen) {
+    const struct config *cfg = snap->cfg;
+    uid_t euid = geteuid();
+    if (cfg->user == NULL) {
+        if (euid == 0 && !cfg->allow_root) {
+            snprintf(err, errlen, "%s: refusing to run as root: set [proxy] user = NAME (the "
+                                  "proxy binds its ports and reads its keys as root, then runs "
+                                  "as NAME), or allow_root = yes", cfg->path);
+            return 0;
+        }
+        if (euid == 0) {
+            log_warning("event=running_as_root reason=\"allow_root = yes\"");
+        }
+        return 1;
+    }
+    uid_t uid;
+    gid_t gid;
+    if (!privsep_resolve(cfg, &uid, &gid, err, errlen)) {
+        return 0;
+    }
+    if (euid != 0) {
+        if (euid == uid) {
+            return 1; /* started as that user already: nothing to drop */
+        }
+        snprintf(err, errlen, "%s: [proxy] user %s: started as uid %u, not root, so the proxy "
+                              "cannot become uid %u", cfg->path, cfg->user, (unsigned)euid,
+                 (unsigned)uid);
+        return 0;
+    }
+    if (!workers_open_listeners(cfg, err, errlen)) {
+        return 0;
+    }
+    if (!privsep_start(path, uid, gid, parent_cleanup, snap, err, errlen)) {
+        return 0;
+    }
+    log_info("event=privileges_dropped user=%s uid=%u gid=%u parent=%ld", cfg->user,
+             (unsigned)uid, (unsigned)gid, (long)getppid());
+    return 1;
 }
 
 /* same_listeners: sockets are opened once, so a reload may change
@@ -370,6 +438,10 @@ int main(int argc, char **argv) {
     /* A reload request while starting (logrotate during a restart) must
      * not kill the proxy; the watcher below takes over. */
     signal(SIGHUP, SIG_IGN);
+    if (!drop_privileges(opt.config_path, snap, err, sizeof(err))) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        return 1;
+    }
     snapshot_publish(snap);
     int nworkers = worker_count(snap->cfg);
     raise_fd_limit(snap->cfg, nworkers);

@@ -371,13 +371,21 @@ static int open_shared_fds(const struct config *cfg, char *err, size_t errlen) {
     return 1;
 }
 
+int workers_open_listeners(const struct config *cfg, char *err, size_t errlen) {
+    return shared_fds != NULL || open_shared_fds(cfg, err, errlen);
+}
+
+void workers_close_listeners(void) {
+    close_shared_fds();
+}
+
 struct worker *workers_start(int n, char *err, size_t errlen) {
     if (per_client == NULL && (per_client = client_table_new()) == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     struct snapshot *snap = snapshot_acquire();
-    if (!open_shared_fds(snap->cfg, err, errlen)) {
+    if (!workers_open_listeners(snap->cfg, err, errlen)) {
         snapshot_release(snap);
         return NULL;
     }

@@ -14,6 +14,8 @@
 
 #include "daemon/session.h"
 
+struct config;
+
 struct worker {
     struct session_host host; /* first: the session's gone callback finds us */
     int id;
@@ -49,6 +51,13 @@ void workers_redis_stats(struct worker *ws, int n, struct redis_memory_stats *su
 /* workers_set_metrics gives the workers their counters (one shard per
  * worker, so at least as many as workers); before workers_start. */
 void workers_set_metrics(struct metrics *m);
+
+/* workers_open_listeners binds every listener of |cfg| now (before the
+ * privileges are dropped: ports below 1024), or none; workers_start then
+ * uses those sockets. workers_close_listeners closes them (the privileged
+ * parent, which serves no connection). */
+int workers_open_listeners(const struct config *cfg, char *err, size_t errlen);
+void workers_close_listeners(void);
 
 /* workers_start opens a listening socket for every listener of the
  * current snapshot, creates |n| workers that all accept from them, and
