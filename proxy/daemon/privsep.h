@@ -1,5 +1,5 @@
 /*
- * privsep.h - privilege separation (ARCHITECTURE.md §7).
+ * privsep.h - privilege separation (ARCHITECTURE.md §3.1).
  *
  * Started as root with [proxy] user, the proxy binds its ports and loads
  * its first snapshot as root, then forks:
