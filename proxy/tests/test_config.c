@@ -729,3 +729,93 @@ UNIT_TEST(config_starttls_memory_redis_is_numeric_or_a_unix_path) {
     config_free(c);
     check_error(BASE "[starttls_memory]\nredis = redis.example:6379\n", 0, "numeric", __LINE__);
 }
+
+/* ---- environment overrides ---- */
+
+static struct config *parse_env(const char *text, char *const *env, char *err, size_t n) {
+    return config_parse_env("t.conf", text, env, err, n);
+}
+
+UNIT_TEST(config_environment_override_wins_over_the_file_and_is_noted) {
+    char *env[] = {"PATH=/bin", "SMTP_TLS_PROXY__BACKEND__ADDRESS=127.0.0.1:2599",
+                   "SMTP_TLS_PROXY__PROXY__WORKERS=3", NULL};
+    char err[512] = "";
+    struct config *c = parse_env(BASE, env, err, sizeof(err));
+    CHECK(c != NULL);
+    if (c != NULL) {
+        CHECK_STR(c->backend.address, "127.0.0.1:2599");
+        CHECK_INT(c->workers, 3);
+        CHECK_INT(c->nenv_notes, 2);
+        CHECK(strstr(c->env_notes[0], "[backend] address = 127.0.0.1:2599") != NULL);
+        CHECK(strstr(c->env_notes[0], "SMTP_TLS_PROXY__BACKEND__ADDRESS") != NULL);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_environment_override_reaches_a_named_section_dashes_as_underscores) {
+    char *env[] = {"SMTP_TLS_PROXY__LISTENER__SMTP__ADDRESS=127.0.0.1:2700",
+                   "SMTP_TLS_PROXY__LISTENER__MY_SUB__ADDRESS=127.0.0.1:2701",
+                   "SMTP_TLS_PROXY__LISTENER__MY_SUB__KIND=submission",
+                   "SMTP_TLS_PROXY__LISTENER__MY_SUB__TLS=none", NULL};
+    char err[512] = "";
+    struct config *c = parse_env(BASE "[listener my-sub]\naddress = 127.0.0.1:1\nkind = smtp\n",
+                                 env, err, sizeof(err));
+    CHECK(c != NULL);
+    if (c != NULL) {
+        CHECK_INT(c->nlisteners, 2);
+        CHECK_STR(c->listeners[0].address, "127.0.0.1:2700");
+        CHECK_STR(c->listeners[1].name, "my-sub");
+        CHECK_STR(c->listeners[1].address, "127.0.0.1:2701");
+        CHECK_INT(c->listeners[1].kind, KIND_SUBMISSION);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_environment_override_typos_are_errors_naming_the_variable) {
+    char err[512] = "";
+    char *section[] = {"SMTP_TLS_PROXY__BAKEND__ADDRESS=x", NULL};
+    CHECK(parse_env(BASE, section, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "t.conf: environment SMTP_TLS_PROXY__BAKEND__ADDRESS: unknown section") ==
+          err);
+    char *key[] = {"SMTP_TLS_PROXY__PROXY__WORKRS=1", NULL};
+    CHECK(parse_env(BASE, key, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "unknown key \"workrs\"") != NULL);
+    char *value[] = {"SMTP_TLS_PROXY__PROXY__WORKERS=many", NULL};
+    CHECK(parse_env(BASE, value, err, sizeof(err)) == NULL);
+    CHECK(strstr(err, "SMTP_TLS_PROXY__PROXY__WORKERS") != NULL);
+    char *shape[] = {"SMTP_TLS_PROXY__WORKERS=1", NULL};
+    CHECK(parse_env(BASE, shape, err, sizeof(err)) == NULL);
+    char *empty[] = {"SMTP_TLS_PROXY__PROXY__WORKERS=", NULL};
+    CHECK(parse_env(BASE, empty, err, sizeof(err)) == NULL);
+}
+
+UNIT_TEST(config_environment_without_our_prefix_changes_nothing) {
+    char *env[] = {"SMTP_TLS_PROXY_BACKEND=1", "HOME=/root", NULL};
+    char err[512] = "";
+    struct config *c = parse_env(BASE, env, err, sizeof(err));
+    CHECK(c != NULL);
+    if (c != NULL) {
+        CHECK_STR(c->backend.address, "127.0.0.1:10026");
+        CHECK_INT(c->nenv_notes, 0);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_privilege_and_log_keys_are_checked_together) {
+    struct config *c;
+    check_ok(BASE, &c, __LINE__);
+    if (c != NULL) {
+        CHECK(c->user == NULL);
+        CHECK_INT(c->allow_root, 0);
+        CHECK_INT(c->log_target, LOG_TARGET_STDERR);
+        CHECK_INT(c->log_facility, LOG_FACILITY_MAIL);
+        CHECK(c->tls_expiry_warning == 30 * 86400.0);
+        CHECK_INT(c->tls_watch, 0);
+    }
+    config_free(c);
+    check_error(BASE "[proxy]\nlog_target = file\n", 0, "log_file", __LINE__);
+    check_error(BASE "[proxy]\ngroup = mail\n", 0, "group needs user", __LINE__);
+    check_error(BASE "[proxy]\nlog_facility = kern\n", 11, "local7", __LINE__);
+    check_error(BASE "[certificate a]\ncert = a.crt\nkey = a.key\nnext_key = n.key\n"
+                     "next_cert = n.crt\n", 10, "give one", __LINE__);
+}
