@@ -1,14 +1,16 @@
 /*
- * log.h - one-line, key=value logging to stderr.
+ * log.h - one-line, key=value logging to stderr, syslog or a file.
  *
  * Every line starts with a timestamp and a level, then free-form
- * key=value fields. Values that come from the network are passed through
- * log_sanitize first so a hostile peer cannot forge log lines.
+ * key=value fields (syslog lines leave the timestamp to syslog). Values
+ * that come from the network are passed through log_sanitize first so a
+ * hostile peer cannot forge log lines.
  */
 #ifndef SMTP_TLS_PROXY_LOG_H
 #define SMTP_TLS_PROXY_LOG_H
 
 #include <stddef.h>
+#include <sys/time.h>
 
 enum log_level {
     LOG_LEVEL_ERROR = 0,
@@ -28,6 +30,60 @@ enum log_format {
 void log_set_level(enum log_level level);
 int log_enabled(enum log_level level);
 void log_set_format(enum log_format format);
+
+/* Where lines go ([proxy] log_target; the values of config.h's enum
+ * log_target, which this layer cannot include). */
+enum log_output {
+    LOG_OUTPUT_STDERR = 0,
+    LOG_OUTPUT_SYSLOG = 1, /* openlog("smtp-tls-proxy", LOG_PID | LOG_NDELAY, facility) */
+    LOG_OUTPUT_FILE = 2,   /* appended to a file; log_reopen after logrotate */
+};
+
+/* log_set_target sends every later line to |output|: |facility| is the
+ * index of [proxy] log_facility (log_syslog_facility), used by syslog;
+ * |path| is the file, used by file. The new target is opened before the
+ * old one is let go, so a failure (0, with |err|) keeps the old target.
+ * The target in use asked for again changes nothing (1): reopening the
+ * file is log_reopen's job. The file is opened O_APPEND | O_CLOEXEC,
+ * mode 0640, with the rights of the caller at that moment. */
+int log_set_target(enum log_output output, int facility, const char *path, char *err,
+                   size_t errlen);
+
+/* log_reopen opens the file of a file target again (logrotate renamed
+ * it: SIGUSR1) and writes on to the new one; other targets: nothing.
+ * Every line goes whole to the old file or to the new one, none is lost.
+ * 0 with |err| when the file cannot be opened: the old one stays.
+ *
+ * log_set_target and log_reopen are called by one thread (the main
+ * thread); log_msg by any. */
+int log_reopen(char *err, size_t errlen);
+
+/* log_output_in_use: the target lines go to now. */
+enum log_output log_output_in_use(void);
+
+/* ---- pure parts of the writer ---- */
+
+/* The longest text line, newline included (longer ones are cut), and
+ * the buffer log_format_line needs for any line in either format. */
+#define LOG_LINE_MAX 2048
+#define LOG_OUT_MAX (6 * LOG_LINE_MAX + 16)
+
+/* log_format_line writes the line of |body| at |level|: "TIMESTAMP
+ * level=NAME BODY\n" with the UTC time |when| (milliseconds), or, with
+ * |when| NULL, "level=NAME BODY\n" (syslog stamps lines itself). The
+ * text line is cut to LOG_LINE_MAX; with LOG_FORMAT_JSON it is then
+ * rewritten by log_text_to_json. |out| holds LOG_OUT_MAX bytes; returns
+ * the length (the newline included, no NUL). */
+size_t log_format_line(char *out, const struct timeval *when, enum log_level level,
+                       enum log_format format, const char *body);
+
+/* log_syslog_facility maps [proxy] log_facility's index (mail, daemon,
+ * local0 .. local7) to LOG_MAIL ...; -1 for anything else. */
+int log_syslog_facility(int index);
+
+/* log_syslog_priority maps a level to LOG_ERR, LOG_WARNING, LOG_INFO or
+ * LOG_DEBUG. */
+int log_syslog_priority(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

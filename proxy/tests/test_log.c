@@ -1,8 +1,14 @@
 /*
  * test_log.c - log.h: a text line read back as fields, and the JSON
- * form of it (log_format = json).
+ * form of it (log_format = json); the line each target gets, and a file
+ * target reopened under writing threads.
  */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "unit.h"
@@ -128,4 +134,146 @@ UNIT_TEST(log_json_worst_case_fits_6n_plus_16) {
     line[0] = 'k';
     line[1] = '=';
     CHECK(log_text_to_json(out, sizeof(out), line, sizeof(line)) > 0);
+}
+
+/* ---- the line each target gets ---- */
+
+static const char *line_of(const struct timeval *when, enum log_level level,
+                           enum log_format format, const char *body) {
+    static char out[LOG_OUT_MAX + 1];
+    size_t n = log_format_line(out, when, level, format, body);
+    out[n] = '\0';
+    return out;
+}
+
+UNIT_TEST(log_line_has_a_utc_timestamp_in_milliseconds_then_the_level) {
+    struct timeval tv = {.tv_sec = 1714557600, .tv_usec = 123999};
+    CHECK_STR(line_of(&tv, LOG_LEVEL_INFO, LOG_FORMAT_TEXT, "event=end port=25"),
+              "2024-05-01T10:00:00.123Z level=info event=end port=25\n");
+    CHECK_STR(line_of(&tv, LOG_LEVEL_WARNING, LOG_FORMAT_JSON, "event=x a=\"b c\""),
+              "{\"time\":\"2024-05-01T10:00:00.123Z\",\"level\":\"warning\",\"event\":\"x\","
+              "\"a\":\"b c\"}\n");
+}
+
+UNIT_TEST(log_line_for_syslog_has_no_timestamp_in_either_format) {
+    CHECK_STR(line_of(NULL, LOG_LEVEL_ERROR, LOG_FORMAT_TEXT, "event=reload result=failed"),
+              "level=error event=reload result=failed\n");
+    /* The first token has a '=': it is a field, not a time. */
+    CHECK_STR(line_of(NULL, LOG_LEVEL_DEBUG, LOG_FORMAT_JSON, "event=x"),
+              "{\"level\":\"debug\",\"event\":\"x\"}\n");
+}
+
+UNIT_TEST(log_line_is_cut_to_the_line_limit_and_keeps_its_newline) {
+    static char body[3 * LOG_LINE_MAX];
+    memset(body, 'x', sizeof(body) - 1);
+    body[0] = 'k';
+    body[1] = '=';
+    struct timeval tv = {0};
+    static char out[LOG_OUT_MAX];
+    size_t n = log_format_line(out, &tv, LOG_LEVEL_INFO, LOG_FORMAT_TEXT, body);
+    CHECK_INT(n, LOG_LINE_MAX);
+    CHECK(out[n - 1] == '\n');
+    CHECK(memchr(out, '\n', n - 1) == NULL);
+    n = log_format_line(out, NULL, LOG_LEVEL_INFO, LOG_FORMAT_JSON, body);
+    CHECK(n > LOG_LINE_MAX);
+    CHECK(out[n - 1] == '\n' && out[n - 2] == '}');
+}
+
+UNIT_TEST(log_syslog_facility_in_the_order_of_the_config_names) {
+    CHECK_INT(log_syslog_facility(0), LOG_MAIL);
+    CHECK_INT(log_syslog_facility(1), LOG_DAEMON);
+    CHECK_INT(log_syslog_facility(2), LOG_LOCAL0);
+    CHECK_INT(log_syslog_facility(9), LOG_LOCAL7);
+    CHECK_INT(log_syslog_facility(10), -1);
+    CHECK_INT(log_syslog_facility(-1), -1);
+}
+
+UNIT_TEST(log_syslog_priority_of_each_level) {
+    CHECK_INT(log_syslog_priority(LOG_LEVEL_ERROR), LOG_ERR);
+    CHECK_INT(log_syslog_priority(LOG_LEVEL_WARNING), LOG_WARNING);
+    CHECK_INT(log_syslog_priority(LOG_LEVEL_INFO), LOG_INFO);
+    CHECK_INT(log_syslog_priority(LOG_LEVEL_DEBUG), LOG_DEBUG);
+}
+
+/* ---- a file target ---- */
+
+/* count_lines counts the lines of |path| that are whole (a timestamp,
+ * "level=info", a newline) and hold |needle|; *bad counts the others. */
+static long count_lines(const char *path, const char *needle, long *bad) {
+    FILE *f = fopen(path, "r");
+    long n = 0;
+    char line[4096];
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        int whole = len > 0 && line[len - 1] == '\n' && strstr(line, "Z level=info ") == line + 23;
+        if (whole && strstr(line, needle) != NULL) {
+            n++;
+        } else {
+            (*bad)++;
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+#define WRITERS 4
+#define LINES_EACH 3000
+
+static void *write_lines(void *arg) {
+    long id = (long)arg;
+    for (int i = 0; i < LINES_EACH; i++) {
+        log_info("event=test writer=%ld line=%d padding=%s", id, i,
+                 "................................................................");
+    }
+    return NULL;
+}
+
+UNIT_TEST(log_file_reopened_under_writers_loses_and_splits_no_line) {
+    char dir[] = "/tmp/stp-test-log-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256], rotated[64][256], err[256];
+    snprintf(path, sizeof(path), "%s/proxy.log", dir);
+    CHECK(log_set_target(LOG_OUTPUT_FILE, 0, path, err, sizeof(err)));
+    CHECK_INT(log_output_in_use(), LOG_OUTPUT_FILE);
+    struct stat st;
+    mode_t mask = umask(0);
+    umask(mask);
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == (0640 & ~mask));
+    /* The same target again is no reopen. */
+    CHECK(log_set_target(LOG_OUTPUT_FILE, 0, path, err, sizeof(err)));
+    pthread_t t[WRITERS];
+    for (long i = 0; i < WRITERS; i++) {
+        CHECK(pthread_create(&t[i], NULL, write_lines, (void *)i) == 0);
+    }
+    int rotations = 0;
+    for (; rotations < 64; rotations++) {
+        snprintf(rotated[rotations], sizeof(rotated[rotations]), "%s/proxy.log.%d", dir,
+                 rotations);
+        CHECK(rename(path, rotated[rotations]) == 0);
+        CHECK(log_reopen(err, sizeof(err)));
+        usleep(500);
+    }
+    for (int i = 0; i < WRITERS; i++) {
+        pthread_join(t[i], NULL);
+    }
+    /* A file that cannot be opened keeps the old one. */
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/no/such/dir.log", dir);
+    CHECK(!log_set_target(LOG_OUTPUT_FILE, 0, missing, err, sizeof(err)));
+    CHECK(strstr(err, "cannot open log_file") != NULL);
+    CHECK_INT(log_output_in_use(), LOG_OUTPUT_FILE);
+    CHECK(log_set_target(LOG_OUTPUT_STDERR, 0, NULL, err, sizeof(err)));
+    long total = 0, bad = 0;
+    for (int i = 0; i < rotations; i++) {
+        total += count_lines(rotated[i], "event=test writer=", &bad);
+        unlink(rotated[i]);
+    }
+    total += count_lines(path, "event=test writer=", &bad);
+    unlink(path);
+    rmdir(dir);
+    CHECK_INT(total, WRITERS * LINES_EACH);
+    CHECK_INT(bad, 0);
 }
