@@ -64,8 +64,9 @@ static const char usage_text[] =
     "             FILE) for its STARTTLS failure memory: list the senders not\n"
     "             offered STARTTLS, or forget one, a range or all\n"
     "\n"
-    "Runs in the foreground and logs to stderr. SIGHUP reloads the\n"
-    "configuration; SIGTERM stops accepting and lets sessions finish.\n";
+    "Runs in the foreground and logs to stderr, syslog or a file ([proxy]\n"
+    "log_target). SIGHUP reloads the configuration; SIGUSR1 reopens the log\n"
+    "file; SIGTERM stops accepting and lets sessions finish.\n";
 
 static void print_version(void) {
     printf("smtp-tls-proxy %s\n", PROXY_VERSION);
@@ -299,6 +300,10 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     }
     log_set_level((enum log_level)next->cfg->log_level);
     log_set_format((enum log_format)next->cfg->log_format);
+    if (!log_set_target((enum log_output)next->cfg->log_target, next->cfg->log_facility,
+                        next->cfg->log_file, err, sizeof(err))) {
+        log_error("event=log_target result=failed reason=\"%s\": the old target stays", err);
+    }
     smem_reconfigure(next->cfg);
     if (main_redis != NULL) {
         redis_memory_configure(main_redis, next->cfg);
@@ -341,6 +346,19 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents) {
     notify_stopping();
     obs_http_set_draining(http); /* /healthz says 503 from now on */
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* on_reopen_log: SIGUSR1, sent by logrotate after it renamed the file. */
+static void on_reopen_log(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void)loop;
+    (void)w;
+    (void)revents;
+    char err[512];
+    if (!log_reopen(err, sizeof(err))) {
+        log_error("event=log_reopen result=failed reason=\"%s\": the old file stays", err);
+    } else if (log_output_in_use() == LOG_OUTPUT_FILE) {
+        log_info("event=log_reopen result=ok");
+    }
 }
 
 /* start_metrics makes the counters and, with [metrics] address, starts
@@ -434,9 +452,17 @@ int main(int argc, char **argv) {
     config_path = opt.config_path;
     log_set_level(opt.debug ? LOG_LEVEL_DEBUG : (enum log_level)snap->cfg->log_level);
     log_set_format((enum log_format)snap->cfg->log_format);
+    /* Before privileges are dropped: the log file may be root's. */
+    if (!log_set_target((enum log_output)snap->cfg->log_target, snap->cfg->log_facility,
+                        snap->cfg->log_file, err, sizeof(err))) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        snapshot_release(snap);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
-    /* A reload request while starting (logrotate during a restart) must
-     * not kill the proxy; the watcher below takes over. */
+    /* A reload or reopen request while starting (logrotate during a
+     * restart) must not kill the proxy; the watchers below take over. */
+    signal(SIGUSR1, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     if (!drop_privileges(opt.config_path, snap, err, sizeof(err))) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
@@ -450,16 +476,19 @@ int main(int argc, char **argv) {
      * must be handled, not lost or fatal. Worker threads start with the
      * signals blocked, so only this thread ever takes them. */
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    ev_signal hup, term, intr;
+    ev_signal hup, term, intr, usr1;
     ev_signal_init(&hup, on_reload, SIGHUP);
     ev_signal_init(&term, on_stop, SIGTERM);
     ev_signal_init(&intr, on_stop, SIGINT);
     ev_signal_start(loop, &hup);
     ev_signal_start(loop, &term);
     ev_signal_start(loop, &intr);
+    ev_signal_init(&usr1, on_reopen_log, SIGUSR1);
+    ev_signal_start(loop, &usr1);
     sigset_t handled, previous;
     sigemptyset(&handled);
     sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGUSR1);
     sigaddset(&handled, SIGTERM);
     sigaddset(&handled, SIGINT);
     if (!start_metrics(snap, nworkers, err, sizeof(err))) {
