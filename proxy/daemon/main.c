@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "daemon/backends.h"
 #include "daemon/control.h"
+#include "daemon/healthcheck.h"
 #include "daemon/privsep.h"
 #include "daemon/notify.h"
 #include "daemon/redis_memory.h"
@@ -51,6 +52,7 @@ static const char usage_text[] =
     "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--keys] [--version]\n"
     "       smtp-tls-proxy [-c FILE] memory list | memory forget ADDR|CIDR|all\n"
     "       smtp-tls-proxy report [--help] [options] [FILE...]\n"
+    "       smtp-tls-proxy healthcheck [-c FILE] [--timeout SECONDS]\n"
     "\n"
     "  -c FILE    configuration file (default: the embedded demo configuration,\n"
     "             which equals configs/loopback.conf)\n"
@@ -424,6 +426,9 @@ static int worker_count(const struct config *cfg) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "report") == 0) {
         return report_main(argc - 1, argv + 1);
+    }
+    if (argc > 1 && strcmp(argv[1], "healthcheck") == 0) {
+        return healthcheck_main(argc - 1, argv + 1); /* the container's probe */
     }
     struct options opt = {0};
     int code = 0;
