@@ -28,6 +28,7 @@
 #include "daemon/redis_memory.h"
 #include "daemon/snapshot.h"
 #include "daemon/starttls_memory.h"
+#include "daemon/watch.h"
 #include "daemon/worker.h"
 #include "obs/http.h"
 #include "obs/metrics.h"
@@ -277,6 +278,8 @@ static const struct control_command control_commands[] = {
     {"memory", smem_control, &main_redis, "memory list | memory forget ADDR|CIDR|all"},
 };
 
+static struct cert_watch *certificate_watch; /* [tls] watch */
+
 static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)loop;
     (void)w;
@@ -313,11 +316,18 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
         main_redis = redis_memory_new(loop, -1, next->cfg);
     }
     metrics_set_memory(metrics, smem_entries, smem_evictions, next->cfg->memory.max_entries);
+    cert_watch_configure(certificate_watch, next->cfg);
     publish_certificates(next);
     snapshot_publish(next);
     metrics_reload(metrics, 1, ev_time());
     log_info("event=reload result=ok generation=%u", next->generation);
     notify_ready("serving; reloaded");
+}
+
+/* on_certificates_changed: [tls] watch saw a certificate file change
+ * and the files were quiet for watch_delay: the same reload as SIGHUP. */
+static void on_certificates_changed(void *arg) {
+    on_reload(arg, NULL, 0);
 }
 
 /* How often expired STARTTLS memory entries are dropped (so its size
@@ -496,6 +506,12 @@ int main(int argc, char **argv) {
     sigaddset(&handled, SIGUSR1);
     sigaddset(&handled, SIGTERM);
     sigaddset(&handled, SIGINT);
+    certificate_watch = cert_watch_new(loop, on_certificates_changed, loop);
+    if (certificate_watch == NULL) {
+        fprintf(stderr, "smtp-tls-proxy: out of memory\n");
+        return 1;
+    }
+    cert_watch_configure(certificate_watch, snap->cfg);
     if (!start_metrics(snap, nworkers, err, sizeof(err))) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
         return 1;
@@ -572,6 +588,7 @@ int main(int argc, char **argv) {
     redis_memory_free(main_redis);
     obs_http_stop(http);
     metrics_free(metrics);
+    cert_watch_free(certificate_watch);
     snapshot_clear();
     log_info("event=stopped");
     return 0;
