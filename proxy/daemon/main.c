@@ -318,6 +318,9 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     metrics_set_memory(metrics, smem_entries, smem_evictions, next->cfg->memory.max_entries);
     cert_watch_configure(certificate_watch, next->cfg);
     publish_certificates(next);
+    struct snapshot *before = snapshot_acquire();
+    tls_store_report(next->tls, before != NULL ? before->tls : NULL);
+    snapshot_release(before);
     snapshot_publish(next);
     metrics_reload(metrics, 1, ev_time());
     log_info("event=reload result=ok generation=%u", next->generation);
@@ -461,6 +464,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < snap->cfg->nenv_notes; i++) {
             printf("  %s\n", snap->cfg->env_notes[i]);
         }
+        tls_store_report(snap->tls, NULL);
         snapshot_release(snap);
         return 0;
     }
@@ -484,6 +488,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     snapshot_publish(snap);
+    tls_store_report(snap->tls, NULL);
     int nworkers = worker_count(snap->cfg);
     raise_fd_limit(snap->cfg, nworkers);
     /* The signal watchers exist before the first connection can be

@@ -8,6 +8,11 @@
  * callback, which runs before resumption and before any certificate is
  * needed, picks one by SNI and by what the client can verify, and sets it
  * on the connection with SSL_set_chain_and_key.
+ *
+ * What a load finds that does not stop the certificate from being served
+ * (it expired, or expires soon) is kept in the store and logged by
+ * tls_store_report once the store is in force (and by -t), so a reload
+ * that is refused says nothing about it.
  */
 #include "tls/tls.h"
 
@@ -46,6 +51,7 @@ struct tls_store {
     const struct sni_entry *fallback; /* the default certificate's names */
     SSL_CTX **listener_ctx;           /* NULL for plaintext listeners */
     size_t nlisteners;
+    double expiry_warning;            /* [tls] expiry_warning */
 };
 
 /* The store an SSL_CTX belongs to, for the callback. */
@@ -322,20 +328,12 @@ static double not_after_of(X509 *leaf) {
     return ok ? (double)days * 86400.0 + seconds : 0;
 }
 
-static void warn_if_expired(const struct cert_config *cc, X509 *leaf) {
-    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
-        log_warning("event=certificate_expired certificate=%s file=%s: served anyway; "
-                    "senders that check will refuse it", cc->name, cc->cert_path);
-    }
-}
-
 static int load_certificate(struct load *l, struct tls_store *s, size_t index) {
     struct tls_cert *c = &s->certs[index];
     X509 *leaf = NULL;
     int ok = read_chain(l, s, c, &leaf) && read_key(l, c, leaf) &&
              add_cert_names(l, s, index, leaf);
     if (ok) {
-        warn_if_expired(c->cfg, leaf);
         c->not_after = not_after_of(leaf);
     }
     X509_free(leaf);
@@ -351,6 +349,41 @@ size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *o
         out[n].not_after = s->certs[n].not_after;
     }
     return n;
+}
+
+/* iso_time writes |t| (seconds since 1970) as 2026-01-31T12:00:00Z. */
+static void iso_time(char *out, size_t outlen, double t) {
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (gmtime_r(&tt, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        snprintf(out, outlen, "unknown");
+    }
+}
+
+static void report_expiry(const struct tls_store *s, const struct tls_cert *c, double now) {
+    const struct cert_config *cc = c->cfg;
+    char when[32];
+    iso_time(when, sizeof(when), c->not_after);
+    double left = c->not_after - now;
+    if (left <= 0) {
+        log_warning("event=certificate_expired certificate=%s not_after=%s file=%s: served "
+                    "anyway; senders that check will refuse it", cc->name, when, cc->cert_path);
+    } else if (left < s->expiry_warning) {
+        log_warning("event=certificate_expiring certificate=%s not_after=%s days_left=%lld "
+                    "file=%s: renew it before then", cc->name, when,
+                    (long long)(left / 86400), cc->cert_path);
+    }
+}
+
+void tls_store_report(const struct tls_store *s, const struct tls_store *previous) {
+    (void)previous;
+    if (s == NULL) {
+        return;
+    }
+    double now = (double)time(NULL);
+    for (size_t i = 0; i < s->ncerts; i++) {
+        report_expiry(s, &s->certs[i], now);
+    }
 }
 
 /* ---- choosing a certificate ---- */
@@ -472,6 +505,7 @@ struct tls_store *tls_store_new(const struct config *cfg, char *err, size_t errl
         snprintf(err, errlen, "%s: out of memory", cfg->path);
         return NULL;
     }
+    s->expiry_warning = cfg->tls_expiry_warning;
     s->pool = CRYPTO_BUFFER_POOL_new();
     s->certs = calloc(cfg->ncerts ? cfg->ncerts : 1, sizeof(*s->certs));
     s->listener_ctx = calloc(cfg->nlisteners, sizeof(*s->listener_ctx));

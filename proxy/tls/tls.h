@@ -5,7 +5,8 @@
  * Everything is built from a config in one go; any failure (unreadable
  * file, key not matching its certificate, unknown cipher) fails the whole
  * build with "file:line: reason", so a reload with a broken certificate
- * changes nothing.
+ * changes nothing. What does not stop a certificate from being served
+ * (it expired, or expires soon) is kept and logged by tls_store_report.
  */
 #ifndef SMTP_TLS_PROXY_TLS_H
 #define SMTP_TLS_PROXY_TLS_H
@@ -74,5 +75,12 @@ struct tls_cert_info {
  * many. */
 size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *out,
                               size_t max);
+
+/* tls_store_report logs what the load of |s| found, once |s| is in force
+ * (at start, and at a reload with the store it replaces as |previous|,
+ * NULL at start): certificates expired or expiring within [tls]
+ * expiry_warning (event=certificate_expired, certificate_expiring). Main
+ * thread. */
+void tls_store_report(const struct tls_store *s, const struct tls_store *previous);
 
 #endif
