@@ -1,9 +1,11 @@
 """The life of a certificate (issue 14 items 6 and 7): expiry warnings at
-start and reload.
+start and reload, and OCSP stapling from a file.
 
 Test material is made per test with the OpenSSL command line, signed by
 the test CA of `make certs` (certs/test/ca.crt): leaves with a chosen
-lifetime and key.
+lifetime and key, OCSP responses from `openssl ocsp` in responder mode
+(an index file says good or revoked), and a stale one made under
+faketime.
 """
 import calendar
 import os
@@ -89,6 +91,24 @@ class Pki:
             out.write(a.read() + b.read())
         return crt, chain, key
 
+    def ocsp(self, crt, out, status="V", ndays=7, faketime=None):
+        """`openssl ocsp` as the CA's responder answering for |crt|: good
+        (V) or revoked (R); under faketime's clock when given."""
+        serial = must(["openssl", "x509", "-in", crt, "-noout", "-serial"]).stdout
+        serial = serial.strip().split("=", 1)[1]
+        index = self.path(os.path.basename(out) + ".index")
+        with open(index, "w") as f:
+            revoked = "200101000000Z" if status == "R" else ""
+            f.write("%s\t351231000000Z\t%s\t%s\tunknown\t/CN=x\n" % (status, revoked, serial))
+        argv = ["openssl", "ocsp", "-index", index, "-rsigner", CA, "-rkey", CA_KEY,
+                "-CA", CA, "-issuer", CA, "-cert", crt, "-respout", out,
+                "-ndays", str(ndays)]
+        if faketime:
+            argv = ["faketime", faketime] + argv
+        must(argv)
+        return out
+
+
 def cert_section(name, crt, key, **more):
     lines = ["", "[certificate %s]" % name, "cert = %s" % crt, "key = %s" % key]
     lines += ["%s = %s" % kv for kv in more.items()]
@@ -141,6 +161,30 @@ class LifecycleTest(unittest.TestCase):
     def lines(self, event):
         return [l for l in self.proxy.log().splitlines() if "event=%s " % event in l]
 
+    def s_client(self, listener, *args):
+        argv = ["openssl", "s_client", "-connect",
+                "127.0.0.1:%d" % self.proxy.port(listener),
+                "-servername", "mx.example.test", "-CAfile", CA]
+        if listener == "smtp":
+            argv += ["-starttls", "smtp"]
+        r = subprocess.run(argv + list(args), input=b"QUIT\r\n", capture_output=True,
+                           timeout=TOOL_TIMEOUT)
+        out = r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8", "replace")
+        self.assertIn("Verify return code: 0 (ok)", out)
+        return out
+
+    def assert_stapled(self, listener):
+        out = self.s_client(listener, "-status")
+        self.assertIn("OCSP Response Status: successful", out)
+        self.assertIn("Cert Status: good", out)
+        return out
+
+    def assert_not_stapled(self, listener):
+        out = self.s_client(listener, "-status")
+        self.assertIn("OCSP response: no response sent", out)
+        self.assertNotIn("OCSP Response Status", out)
+
+
 class ExpiryWarningTest(LifecycleTest):
 
     def test_certificate_expiring_within_30_days_is_warned_at_start_and_after_sighup(self):
@@ -178,6 +222,80 @@ class ExpiryWarningTest(LifecycleTest):
         self.assertRegex(self.proxy.log(), r"event=certificate_expired certificate=old "
                                            r"not_after=2020-02-01T00:00:00Z ")
         self.assertEqual(self.lines("certificate_expiring"), [])
+
+
+class OcspStaplingTest(LifecycleTest):
+
+    def setUp(self):
+        super().setUp()
+        self.crt, self.chain, self.key = self.pki.leaf("mx")
+        self.resp = os.path.join(self.dir, "resp.der")
+
+    def start_with_ocsp(self):
+        return self.start(cert_section("mx", self.chain, self.key, ocsp=self.resp))
+
+    def test_good_response_is_stapled_on_implicit_and_starttls_listeners(self):
+        self.pki.ocsp(self.crt, self.resp)
+        self.start_with_ocsp()
+        self.assertEqual(len(self.lines("ocsp_stapled")), 1, self.proxy.log())
+        self.assert_stapled("submissions")
+        self.assert_stapled("smtp")
+        # TLS 1.2 carries it in CertificateStatus, TLS 1.3 in Certificate.
+        out = self.assert_stapled("submissions")
+        self.assertRegex(out, r"TLSv1\.3")
+        self.assertIn("Cert Status: good", self.s_client("smtp", "-status", "-tls1_2"))
+
+    def test_response_for_another_certificate_is_logged_and_not_stapled(self):
+        other, _, _ = self.pki.leaf("other", name="mail.other.test")
+        self.pki.ocsp(other, self.resp)
+        self.start_with_ocsp()
+        self.assertRegex(self.proxy.log(), r"level=warning event=ocsp_not_stapled "
+                                           r"certificate=mx reason=mismatch ")
+        self.assert_not_stapled("submissions")
+        self.assert_not_stapled("smtp")
+
+    def test_stale_response_is_logged_and_not_stapled(self):
+        # Made in 2020 for 7 days: its nextUpdate is long past.
+        self.pki.ocsp(self.crt, self.resp, faketime="2020-01-01 00:00:00")
+        self.start_with_ocsp()
+        self.assertRegex(self.proxy.log(), r"event=ocsp_not_stapled certificate=mx "
+                                           r"reason=stale file=\S+ valid_until=2020-01-08T")
+        self.assert_not_stapled("submissions")
+
+    def test_revoked_response_is_logged_and_not_stapled(self):
+        self.pki.ocsp(self.crt, self.resp, status="R")
+        self.start_with_ocsp()
+        self.assertRegex(self.proxy.log(), r"event=ocsp_not_stapled certificate=mx "
+                                           r"reason=revoked ")
+        self.assert_not_stapled("smtp")
+
+    def test_unparsable_response_is_logged_and_not_stapled(self):
+        with open(self.resp, "wb") as f:
+            f.write(open(self.crt, "rb").read())  # PEM, and no OCSP response
+        self.start_with_ocsp()
+        self.assertRegex(self.proxy.log(), r"event=ocsp_not_stapled certificate=mx "
+                                           r"reason=unparsable ")
+        self.assert_not_stapled("submissions")
+
+    def test_missing_response_file_neither_stops_the_start_nor_a_reload(self):
+        self.start_with_ocsp()
+        self.assertRegex(self.proxy.log(), r"event=ocsp_not_stapled certificate=mx "
+                                           r"reason=unreadable file=\S+ detail=\"cannot open ")
+        self.assert_not_stapled("submissions")
+        self.reload()
+        self.assertEqual(len(self.lines("ocsp_not_stapled")), 2, self.proxy.log())
+
+    def test_replaced_response_is_stapled_after_sighup(self):
+        other, _, _ = self.pki.leaf("other", name="mail.other.test")
+        self.pki.ocsp(other, self.resp)
+        self.start_with_ocsp()
+        self.assert_not_stapled("submissions")
+        self.pki.ocsp(self.crt, self.resp + ".new")
+        os.replace(self.resp + ".new", self.resp)
+        self.reload()
+        self.assertEqual(len(self.lines("ocsp_stapled")), 1, self.proxy.log())
+        self.assert_stapled("submissions")
+        self.assert_stapled("smtp")
 
 
 if __name__ == "__main__":

@@ -7,22 +7,25 @@
  * never copied per connection) plus its key, and the select-certificate
  * callback, which runs before resumption and before any certificate is
  * needed, picks one by SNI and by what the client can verify, and sets it
- * on the connection with SSL_set_chain_and_key.
+ * on the connection with SSL_set_chain_and_key, with its OCSP staple
+ * when the client asked for one.
  *
  * What a load finds that does not stop the certificate from being served
- * (it expired, or expires soon) is kept in the store and logged by
- * tls_store_report once the store is in force (and by -t), so a reload
- * that is refused says nothing about it.
+ * (expiry, an OCSP response that cannot be stapled) is kept in the
+ * store and logged by tls_store_report once the store is in force (and
+ * by -t), so a reload that is refused says nothing about it.
  */
 #include "tls/tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <openssl/ec.h>
 #include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/pool.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +33,13 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "protocol/der.h"
+#include "protocol/ocsp.h"
 #include "protocol/sni.h"
 #include "protocol/tls_hello.h"
+
+/* Room for "cannot open PATH: reason" and the like. */
+#define TLS_WHY_MAX 320
 
 struct tls_cert {
     const struct cert_config *cfg;
@@ -41,6 +49,13 @@ struct tls_cert {
     enum sni_key key_type;
     enum ecdsa_curve curve; /* ECDSA keys */
     double not_after;       /* the leaf's notAfter, seconds since 1970 */
+    /* ocsp: the staple (NULL: none) and what the load decided */
+    uint8_t *ocsp;
+    size_t ocsp_len;
+    int64_t ocsp_until; /* stapled before this (seconds since 1970) */
+    enum ocsp_verdict ocsp_verdict;
+    char ocsp_error[TLS_WHY_MAX]; /* OCSP_UNREADABLE: why */
+    atomic_int ocsp_lapse_logged; /* the staple went stale while in force: said once */
 };
 
 struct tls_store {
@@ -328,7 +343,53 @@ static double not_after_of(X509 *leaf) {
     return ok ? (double)days * 86400.0 + seconds : 0;
 }
 
-static int load_certificate(struct load *l, struct tls_store *s, size_t index) {
+/* chain_parts finds the parts of the chain's certificate |i|. */
+static int chain_parts(const struct tls_cert *c, size_t i, struct der_cert *out) {
+    return der_cert_parse(CRYPTO_BUFFER_data(c->chain[i]), CRYPTO_BUFFER_len(c->chain[i]), out);
+}
+
+/* load_ocsp reads the ocsp file and keeps it as the staple when it is for
+ * this certificate, says good and is current (protocol/ocsp.h). Any other
+ * outcome serves the certificate without a staple: a missing or stale
+ * response must not take TLS down with it. */
+static void load_ocsp(struct tls_cert *c, time_t now) {
+    const struct cert_config *cc = c->cfg;
+    if (cc->ocsp_path == NULL) {
+        return;
+    }
+    uint8_t *data;
+    size_t len;
+    if (!tls_read_file(cc->ocsp_path, &data, &len, c->ocsp_error, sizeof(c->ocsp_error))) {
+        c->ocsp_verdict = OCSP_UNREADABLE;
+        return;
+    }
+    struct ocsp_response r;
+    struct der_cert leaf, issuer;
+    if (!ocsp_parse(data, len, &r) || !chain_parts(c, 0, &leaf)) {
+        c->ocsp_verdict = OCSP_UNPARSABLE;
+        free(data);
+        return;
+    }
+    struct ocsp_cert_id id = {.serial = leaf.serial};
+    SHA1(leaf.issuer.p, leaf.issuer.n, id.name_sha1);
+    SHA256(leaf.issuer.p, leaf.issuer.n, id.name_sha256);
+    /* The issuer's key is known when the chain has the issuer after the
+     * leaf; otherwise the serial and the issuer's name must do. */
+    if (c->nchain > 1 && chain_parts(c, 1, &issuer)) {
+        id.has_issuer_key = 1;
+        SHA1(issuer.public_key.p, issuer.public_key.n, id.key_sha1);
+        SHA256(issuer.public_key.p, issuer.public_key.n, id.key_sha256);
+    }
+    c->ocsp_verdict = ocsp_check(&r, &id, (int64_t)now, &c->ocsp_until);
+    if (c->ocsp_verdict == OCSP_STAPLE) {
+        c->ocsp = data;
+        c->ocsp_len = len;
+    } else {
+        free(data);
+    }
+}
+
+static int load_certificate(struct load *l, struct tls_store *s, size_t index, time_t now) {
     struct tls_cert *c = &s->certs[index];
     X509 *leaf = NULL;
     int ok = read_chain(l, s, c, &leaf) && read_key(l, c, leaf) &&
@@ -337,6 +398,9 @@ static int load_certificate(struct load *l, struct tls_store *s, size_t index) {
         c->not_after = not_after_of(leaf);
     }
     X509_free(leaf);
+    if (ok) {
+        load_ocsp(c, now);
+    }
     return ok;
 }
 
@@ -375,6 +439,28 @@ static void report_expiry(const struct tls_store *s, const struct tls_cert *c, d
     }
 }
 
+static void report_ocsp(const struct tls_cert *c) {
+    const struct cert_config *cc = c->cfg;
+    if (cc->ocsp_path == NULL) {
+        return;
+    }
+    char until[32];
+    iso_time(until, sizeof(until), (double)c->ocsp_until);
+    if (c->ocsp != NULL) {
+        log_info("event=ocsp_stapled certificate=%s file=%s valid_until=%s", cc->name,
+                 cc->ocsp_path, until);
+    } else if (c->ocsp_verdict == OCSP_UNREADABLE) {
+        log_warning("event=ocsp_not_stapled certificate=%s reason=unreadable file=%s "
+                    "detail=\"%s\": served without a staple", cc->name, cc->ocsp_path,
+                    c->ocsp_error);
+    } else {
+        log_warning("event=ocsp_not_stapled certificate=%s reason=%s file=%s%s%s: served "
+                    "without a staple", cc->name, ocsp_verdict_name(c->ocsp_verdict),
+                    cc->ocsp_path, c->ocsp_verdict == OCSP_STALE ? " valid_until=" : "",
+                    c->ocsp_verdict == OCSP_STALE ? until : "");
+    }
+}
+
 void tls_store_report(const struct tls_store *s, const struct tls_store *previous) {
     (void)previous;
     if (s == NULL) {
@@ -382,7 +468,9 @@ void tls_store_report(const struct tls_store *s, const struct tls_store *previou
     }
     double now = (double)time(NULL);
     for (size_t i = 0; i < s->ncerts; i++) {
-        report_expiry(s, &s->certs[i], now);
+        const struct tls_cert *c = &s->certs[i];
+        report_expiry(s, c, now);
+        report_ocsp(c);
     }
 }
 
@@ -410,9 +498,29 @@ static size_t ecdsa_suites(const SSL *ssl, struct tls_suite *out, size_t cap) {
     return n;
 }
 
+/* staple gives |ssl| the certificate's OCSP response while it is current;
+ * one that runs out while the store is in force is dropped (and said
+ * once), as a reload would. */
+static void staple(SSL *ssl, struct tls_cert *c) {
+    if ((int64_t)time(NULL) >= c->ocsp_until) {
+        if (atomic_exchange(&c->ocsp_lapse_logged, 1) == 0) {
+            char until[32];
+            iso_time(until, sizeof(until), (double)c->ocsp_until);
+            log_warning("event=ocsp_not_stapled certificate=%s reason=stale file=%s "
+                        "valid_until=%s: it ran out while in force; put a new one in place "
+                        "and reload", c->cfg->name, c->cfg->ocsp_path, until);
+        }
+        return;
+    }
+    /* A failure (memory) only costs the staple. */
+    if (!SSL_set_ocsp_response(ssl, c->ocsp, c->ocsp_len)) {
+        ERR_clear_error();
+    }
+}
+
 static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *hello) {
     SSL *ssl = hello->ssl;
-    const struct tls_store *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_ex_index);
+    struct tls_store *s = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_ex_index);
     const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     const struct sni_entry *e = sni_lookup(&s->sni, host);
     if (e == NULL) {
@@ -445,9 +553,19 @@ static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *
         size_t nsuites = ecdsa_suites(ssl, suites, MAX_ECDSA_SUITES);
         ecdsa_ok = tls_hello_accepts_ecdsa(&view, s->certs[ecdsa].curve, suites, nsuites);
     }
-    const struct tls_cert *c = &s->certs[sni_choose(e, ecdsa_ok)];
+    struct tls_cert *c = &s->certs[sni_choose(e, ecdsa_ok)];
     if (!SSL_set_chain_and_key(ssl, c->chain, c->nchain, c->key, NULL)) {
         return ssl_select_cert_error;
+    }
+    /* BoringSSL sends a staple only to a client that asked (status_request,
+     * RFC 6066 8; in TLS 1.3 in the Certificate message, RFC 8446 4.4.2.1);
+     * asking first spares the others a copy of it. */
+    const uint8_t *status_request;
+    size_t status_request_len;
+    if (c->ocsp != NULL &&
+        SSL_early_callback_ctx_extension_get(hello, TLSEXT_TYPE_status_request,
+                                             &status_request, &status_request_len)) {
+        staple(ssl, c);
     }
     return ssl_select_cert_success;
 }
@@ -506,6 +624,7 @@ struct tls_store *tls_store_new(const struct config *cfg, char *err, size_t errl
         return NULL;
     }
     s->expiry_warning = cfg->tls_expiry_warning;
+    time_t now = time(NULL);
     s->pool = CRYPTO_BUFFER_POOL_new();
     s->certs = calloc(cfg->ncerts ? cfg->ncerts : 1, sizeof(*s->certs));
     s->listener_ctx = calloc(cfg->nlisteners, sizeof(*s->listener_ctx));
@@ -517,7 +636,7 @@ struct tls_store *tls_store_new(const struct config *cfg, char *err, size_t errl
     for (size_t i = 0; ok && i < cfg->ncerts; i++) {
         s->certs[i].cfg = &cfg->certs[i];
         s->ncerts++;
-        ok = load_certificate(&l, s, i);
+        ok = load_certificate(&l, s, i, now);
     }
     sni_table_sort(&s->sni);
     for (size_t i = 0; ok && i < cfg->ncerts; i++) {
@@ -561,6 +680,7 @@ void tls_store_free(struct tls_store *s) {
         }
         free(s->certs[i].chain);
         EVP_PKEY_free(s->certs[i].key);
+        free(s->certs[i].ocsp);
     }
     free(s->certs);
     sni_table_free(&s->sni);

@@ -6,7 +6,8 @@
  * file, key not matching its certificate, unknown cipher) fails the whole
  * build with "file:line: reason", so a reload with a broken certificate
  * changes nothing. What does not stop a certificate from being served
- * (it expired, or expires soon) is kept and logged by tls_store_report.
+ * (it expires soon, its OCSP response cannot be stapled) is kept and
+ * logged by tls_store_report.
  */
 #ifndef SMTP_TLS_PROXY_TLS_H
 #define SMTP_TLS_PROXY_TLS_H
@@ -79,8 +80,9 @@ size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *o
 /* tls_store_report logs what the load of |s| found, once |s| is in force
  * (at start, and at a reload with the store it replaces as |previous|,
  * NULL at start): certificates expired or expiring within [tls]
- * expiry_warning (event=certificate_expired, certificate_expiring). Main
- * thread. */
+ * expiry_warning (event=certificate_expired, certificate_expiring) and
+ * OCSP responses stapled or not (event=ocsp_stapled, ocsp_not_stapled
+ * with a reason). Main thread. */
 void tls_store_report(const struct tls_store *s, const struct tls_store *previous);
 
 #endif
