@@ -359,6 +359,9 @@ static int add_file(char **files, size_t *n, const char *path) {
 }
 
 void cert_watch_configure(struct cert_watch *w, const struct config *cfg) {
+    if (w == NULL) {
+        return;
+    }
     size_t cap = 5 * cfg->ncerts, n = 0;
     char **files = calloc(cap ? cap : 1, sizeof(char *));
     unsigned char *changed = calloc(cap ? cap : 1, 1);

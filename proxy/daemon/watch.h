@@ -32,9 +32,11 @@ struct cert_watch *cert_watch_new(struct ev_loop *loop, void (*fire)(void *arg),
  * cfg->tls_watch, with cfg->tls_watch_delay; without it, every watch is
  * removed. Keeps nothing of |cfg|: it may be freed after. A directory
  * that cannot be watched is logged (event=watch_failed) and skipped.
- * May be called from |fire|. */
+ * May be called from |fire|. |w| NULL: nothing (a process that leaves
+ * the watching to another, e.g. a privilege-separated child). */
 void cert_watch_configure(struct cert_watch *w, const struct config *cfg);
 
+/* cert_watch_free: every watch removed; NULL is fine. */
 void cert_watch_free(struct cert_watch *w);
 
 #endif
