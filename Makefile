@@ -9,6 +9,7 @@
 #   make geoip-db   a free country database for the demo
 #   make bazel      the same binary, built by Bazel
 #   make fuzz       libFuzzer on the pure modules (FUZZ_SECONDS each)
+#   make man        man/smtp-tls-proxy.conf.5, generated from the key table
 
 SHELL := /bin/bash
 
@@ -51,7 +52,8 @@ ASAN_OBJ  := $(call obj,asan,$(SRC))
 UNIT_OBJ  := $(call obj,plain,$(UNIT_SRC) $(PURE))
 UNIT_ASAN_OBJ := $(call obj,asan,$(UNIT_SRC) $(PURE))
 
-.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db fuzz
+.PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db fuzz \
+        man clean-man
 
 all: $(BIN)
 
@@ -186,6 +188,22 @@ bazel:
 clean:
 	rm -rf build $(BIN) proxy/smtp-tls-proxy-asan $(GEN) proxy/tests/unit-tests \
 	       proxy/tests/unit-tests-asan $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
+
+# The man pages (man/). smtp-tls-proxy.8 is written by hand;
+# smtp-tls-proxy.conf.5 is generated, never committed: the key table
+# (smtp-tls-proxy --keys) fills in the template's @KEYS section@ lines, so
+# every key is documented with its default (integration-tests/test_docs.py).
+MAN_CONF := man/smtp-tls-proxy.conf.5
+$(MAN_CONF): $(BIN) man/gen-conf-man.py man/smtp-tls-proxy.conf.5.in
+	$(BIN) --keys > $@.keys && \
+	    $(PYTHON) man/gen-conf-man.py man/smtp-tls-proxy.conf.5.in $@.keys > $@.tmp && \
+	    mv $@.tmp $@; rc=$$?; rm -f $@.keys $@.tmp; exit $$rc
+
+man: $(MAN_CONF)
+
+clean: clean-man
+clean-man:
+	rm -f $(MAN_CONF) $(MAN_CONF).keys $(MAN_CONF).tmp
 
 # Last, so that no dependency file's target becomes the default goal.
 -include $(wildcard build/*/proxy/*/*.d)
