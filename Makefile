@@ -10,6 +10,9 @@
 #   make bazel      the same binary, built by Bazel
 #   make fuzz       libFuzzer on the pure modules (FUZZ_SECONDS each)
 #   make man        man/smtp-tls-proxy.conf.5, generated from the key table
+#   make install    binary, man pages, systemd unit, example configuration
+#                   (PREFIX=/usr/local, DESTDIR=; see README "Installing")
+#   make uninstall  removes them (never /etc/smtp-tls-proxy/smtp-tls-proxy.conf)
 
 SHELL := /bin/bash
 
@@ -53,7 +56,7 @@ UNIT_OBJ  := $(call obj,plain,$(UNIT_SRC) $(PURE))
 UNIT_ASAN_OBJ := $(call obj,asan,$(UNIT_SRC) $(PURE))
 
 .PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db fuzz \
-        man clean-man
+        man install uninstall clean-man
 
 all: $(BIN)
 
@@ -204,6 +207,47 @@ man: $(MAN_CONF)
 clean: clean-man
 clean-man:
 	rm -f $(MAN_CONF) $(MAN_CONF).keys $(MAN_CONF).tmp
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary in $(PREFIX)/sbin,
+# the man pages in $(PREFIX)/share/man, configs/example.conf as
+# /etc/smtp-tls-proxy/smtp-tls-proxy.conf.example (the configuration
+# directory is /etc whatever PREFIX is, SYSCONFDIR to change it; an
+# existing smtp-tls-proxy.conf is never touched), and the systemd unit
+# configs/systemd/smtp-tls-proxy.service, its ExecStart= naming the
+# installed binary, in $(PREFIX)/lib/systemd/system, or /lib/systemd/system
+# when PREFIX is /usr (Debian's systemd unit directory; SYSTEMD_UNIT_DIR
+# to change it). DESTDIR is a staging root (packages, tests): nothing
+# outside it is written.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SYSTEMD_UNIT_DIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+UNIT := configs/systemd/smtp-tls-proxy.service
+CONF_DIR = $(DESTDIR)$(SYSCONFDIR)/smtp-tls-proxy
+
+install: $(BIN) $(MAN_CONF)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(CONF_DIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/smtp-tls-proxy
+	install -m 0644 man/smtp-tls-proxy.8 $(DESTDIR)$(MANDIR)/man8/smtp-tls-proxy.8
+	install -m 0644 $(MAN_CONF) $(DESTDIR)$(MANDIR)/man5/smtp-tls-proxy.conf.5
+	install -m 0644 configs/example.conf $(CONF_DIR)/smtp-tls-proxy.conf.example
+	@if [ -f $(UNIT) ]; then \
+	    echo "install $(UNIT) -> $(DESTDIR)$(SYSTEMD_UNIT_DIR)/smtp-tls-proxy.service"; \
+	    install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) && \
+	    sed -e 's#^\(ExecStart=[-@:+!]*\)[^ ]*/smtp-tls-proxy\( \|$$\)#\1$(SBINDIR)/smtp-tls-proxy\2#' \
+	        -e 's# /etc/smtp-tls-proxy/# $(SYSCONFDIR)/smtp-tls-proxy/#g' \
+	        $(UNIT) > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/smtp-tls-proxy.service && \
+	    chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/smtp-tls-proxy.service; \
+	fi
+	@[ -e $(CONF_DIR)/smtp-tls-proxy.conf ] || \
+	    echo "make install: no $(CONF_DIR)/smtp-tls-proxy.conf yet: start from smtp-tls-proxy.conf.example"
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/smtp-tls-proxy $(DESTDIR)$(MANDIR)/man8/smtp-tls-proxy.8 \
+	      $(DESTDIR)$(MANDIR)/man5/smtp-tls-proxy.conf.5 $(CONF_DIR)/smtp-tls-proxy.conf.example \
+	      $(DESTDIR)$(SYSTEMD_UNIT_DIR)/smtp-tls-proxy.service
+	@rmdir $(CONF_DIR) 2>/dev/null || true
 
 # Last, so that no dependency file's target becomes the default goal.
 -include $(wildcard build/*/proxy/*/*.d)
