@@ -144,6 +144,18 @@ class PrivilegeSeparationTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(len(self.sink.messages()), 1)
 
+    def test_watch_in_a_root_only_directory_reloads_the_unprivileged_proxy(self):
+        p = self.make_proxy()
+        p.extra = "\n[tls]\nwatch = yes\nwatch_delay = 200ms\n" + p.extra
+        self.start(p)
+        self.assertEqual(fingerprint(p.port("smtps")),
+                         file_fingerprint(os.path.join(CERTS, "mx-ecdsa.crt")))
+        self.install("mx-rsa")  # no signal: the parent sees the renames
+        p.wait_log("generation=2")
+        self.assertIn("event=watch_reload", p.log())
+        self.assertEqual(fingerprint(p.port("smtps")),
+                         file_fingerprint(os.path.join(CERTS, "mx-rsa.crt")))
+
     def test_reload_with_a_broken_root_only_key_keeps_the_served_certificate(self):
         p = self.start(self.make_proxy())
         before = fingerprint(p.port("smtps"))

@@ -180,6 +180,17 @@ static int drop_privileges(const char *path, struct snapshot *snap, char *err, s
     const struct config *cfg = snap->cfg;
     uid_t euid = geteuid();
     if (cfg->user == NULL) {
+/* watch_in_parent runs [tls] watch in the privileged parent, armed for
+ * the configuration it read at start and at every reload since. */
+static void watch_in_parent(struct ev_loop *loop, const struct config *cfg,
+                            void (*fire)(void *), void *arg) {
+    static struct cert_watch *w;
+    if (w == NULL && cfg->tls_watch) {
+        w = cert_watch_new(loop, fire, arg);
+    }
+    cert_watch_configure(w, cfg);
+}
+
         if (euid == 0 && !cfg->allow_root) {
             snprintf(err, errlen, "%s: refusing to run as root: set [proxy] user = NAME (the "
                                   "proxy binds its ports and reads its keys as root, then runs "
@@ -215,6 +226,7 @@ static int drop_privileges(const char *path, struct snapshot *snap, char *err, s
              (unsigned)uid, (unsigned)gid, (long)getppid());
     return 1;
 }
+    privsep_set_parent_hook(watch_in_parent);
 
 /* same_listeners: sockets are opened once, so a reload may change
  * everything but the listeners (a restart can). */
@@ -511,8 +523,11 @@ int main(int argc, char **argv) {
     sigaddset(&handled, SIGUSR1);
     sigaddset(&handled, SIGTERM);
     sigaddset(&handled, SIGINT);
-    certificate_watch = cert_watch_new(loop, on_certificates_changed, loop);
-    if (certificate_watch == NULL) {
+    /* Under privilege separation the parent watches (it can read
+     * root-only directories) and sends SIGHUP: watch_in_parent. */
+    certificate_watch =
+        privsep_active() ? NULL : cert_watch_new(loop, on_certificates_changed, loop);
+    if (certificate_watch == NULL && !privsep_active()) {
         fprintf(stderr, "smtp-tls-proxy: out of memory\n");
         return 1;
     }

@@ -153,21 +153,45 @@ static char *read_blob(int fd, size_t *len) {
 /* ---- the parent ---- */
 
 static const char *parent_config_path;
+static struct ev_loop *parent_loop;
+static privsep_parent_hook *parent_hook;
+
+static void parent_fire(void *arg) {
+    (void)arg;
+    kill(child_pid, SIGHUP); /* the child asks for the files, as on SIGHUP */
+}
+
+void privsep_set_parent_hook(privsep_parent_hook *hook) {
+    parent_hook = hook;
+}
+
+/* parent_config reads and parses the configuration as root; *text gets
+ * the file's text (the caller frees both), or NULL with |err| set. */
+static struct config *parent_config(char **text, char *err, size_t errlen) {
+    *text = parent_config_path != NULL
+                ? config_read_file(parent_config_path, 1u << 20, err, errlen)
+                : strdup(default_config_text);
+    if (*text == NULL) {
+        if (parent_config_path == NULL) {
+            snprintf(err, errlen, "out of memory");
+        }
+        return NULL;
+    }
+    struct config *cfg =
+        config_parse_env(parent_config_path ? parent_config_path : "(embedded default)",
+                         *text, environ, err, errlen);
+    if (cfg != NULL && parent_hook != NULL) {
+        parent_hook(parent_loop, cfg, parent_fire, NULL);
+    }
+    return cfg;
+}
 
 /* send_files answers one request: the configuration as the parent reads
  * it now, and every file it names for the TLS store. */
 static int send_files(int fd) {
     char err[512];
-    char *text = parent_config_path != NULL
-                     ? config_read_file(parent_config_path, 1u << 20, err, sizeof(err))
-                     : strdup(default_config_text);
-    struct config *cfg = NULL;
-    if (text != NULL) {
-        cfg = config_parse_env(parent_config_path ? parent_config_path : "(embedded default)",
-                               text, environ, err, sizeof(err));
-    } else if (parent_config_path == NULL) {
-        snprintf(err, sizeof(err), "out of memory");
-    }
+    char *text;
+    struct config *cfg = parent_config(&text, err, sizeof(err));
     if (cfg == NULL) {
         free(text);
         return write_u32(fd, 1) && write_blob(fd, err, strlen(err));
@@ -220,6 +244,12 @@ static void on_request(struct ev_loop *loop, ev_io *w, int revents) {
 static void on_parent_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)loop;
     (void)revents;
+    if (w->signum == SIGUSR1) {
+        char why[256]; /* the parent's own lines follow logrotate too */
+        if (!log_reopen(why, sizeof(why))) {
+            log_error("event=log_reopen result=failed process=parent reason=\"%s\"", why);
+        }
+    }
     kill(child_pid, w->signum);
 }
 
@@ -231,19 +261,9 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents) {
     ev_break(loop, EVBREAK_ALL);
 }
 
-static void parent_fire(void *arg) {
-    (void)arg;
-    kill(child_pid, SIGHUP); /* the child asks for the files, as on SIGHUP */
-}
-
-static privsep_parent_hook *parent_hook;
-
-void privsep_set_parent_hook(privsep_parent_hook *hook) {
-    parent_hook = hook;
-}
-
 static void run_parent(int fd) {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    parent_loop = loop;
     ev_io io;
     ev_io_init(&io, on_request, fd, EV_READ);
     ev_io_start(loop, &io);
@@ -257,7 +277,13 @@ static void run_parent(int fd) {
         ev_signal_start(loop, &sig[i]);
     }
     if (parent_hook != NULL) {
-        parent_hook(loop, parent_config_path, parent_fire, NULL);
+        char err[512], *text;
+        struct config *cfg = parent_config(&text, err, sizeof(err));
+        if (cfg == NULL) {
+            log_error("event=privsep_config_failed reason=\"%s\"", err);
+        }
+        config_free(cfg);
+        free(text);
     }
     ev_run(loop, 0);
     if (WIFEXITED(child_status)) {

@@ -45,9 +45,10 @@ int privsep_resolve(const struct config *cfg, uid_t *uid, gid_t *gid, char *err,
 int privsep_start(const char *config_path, uid_t uid, gid_t gid,
                   void (*parent_cleanup)(void *), void *arg, char *err, size_t errlen);
 
-/* A hook the parent runs once its loop exists (the certificate watcher,
- * [tls] watch): |fire| makes the child reload. */
-typedef void privsep_parent_hook(struct ev_loop *loop, const char *config_path,
+/* A hook the parent runs with the configuration it read, once its loop
+ * exists and after every answer to the child (the certificate watcher,
+ * [tls] watch): |fire|(|arg|) makes the child reload. */
+typedef void privsep_parent_hook(struct ev_loop *loop, const struct config *cfg,
                                  void (*fire)(void *), void *arg);
 void privsep_set_parent_hook(privsep_parent_hook *hook);
 
