@@ -1,11 +1,15 @@
 """The life of a certificate (issue 14 items 6 and 7): expiry warnings at
-start and reload, and OCSP stapling from a file.
+start and reload, OCSP stapling from a file, the `tlsa` command's DANE
+records, and the reload's warning when a key changes without its TLSA
+record having been announced.
 
 Test material is made per test with the OpenSSL command line, signed by
 the test CA of `make certs` (certs/test/ca.crt): leaves with a chosen
 lifetime and key, OCSP responses from `openssl ocsp` in responder mode
 (an index file says good or revoked), and a stale one made under
-faketime.
+faketime. The records are checked against what the OpenSSL command line
+computes and against hash-slinger's `tlsa --create`, which works offline
+with --certificate.
 """
 import calendar
 import os
@@ -18,7 +22,7 @@ import time
 import unittest
 
 from peers import SmtpSink
-from proxyproc import Proxy
+from proxyproc import PROXY_BIN, Proxy
 from tlsharness import CA, TOOL_TIMEOUT, cert
 
 CA_KEY = cert("ca.key")
@@ -41,6 +45,24 @@ def must(argv, **kw):
         raise AssertionError("%s failed (%d):\n%s%s" % (" ".join(argv), r.returncode,
                                                        r.stdout, r.stderr))
     return r
+
+
+def spki_sha256_of_cert(path):
+    """openssl x509 -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256"""
+    pub = must(["openssl", "x509", "-in", path, "-noout", "-pubkey"]).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.encode(),
+                         capture_output=True, timeout=TOOL_TIMEOUT, check=True).stdout
+    out = subprocess.run(["openssl", "dgst", "-sha256"], input=der, capture_output=True,
+                         timeout=TOOL_TIMEOUT, check=True).stdout.decode()
+    return out.split("=")[-1].strip()
+
+
+def spki_sha256_of_key(path):
+    der = subprocess.run(["openssl", "pkey", "-in", path, "-pubout", "-outform", "DER"],
+                         capture_output=True, timeout=TOOL_TIMEOUT, check=True).stdout
+    out = subprocess.run(["openssl", "dgst", "-sha256"], input=der, capture_output=True,
+                         timeout=TOOL_TIMEOUT, check=True).stdout.decode()
+    return out.split("=")[-1].strip()
 
 
 def not_after_iso(path):
@@ -124,14 +146,14 @@ class LifecycleTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.pki = Pki(self.dir)
 
-    def start(self, certificates, tls_section=""):
+    def start(self, certificates, tls_section="", proxy_keys=None):
         self.sink = SmtpSink(os.path.join(self.dir, "sink"))
         self.sink.start()
         self.addCleanup(self.sink.stop)
         pdir = os.path.join(self.dir, "proxy")
         os.makedirs(pdir)
         self.proxy = Proxy(pdir, "%s:%d" % self.sink.address,
-                           listeners=[dict(l) for l in LISTENERS],
+                           listeners=[dict(l) for l in LISTENERS], proxy=proxy_keys,
                            extra=tls_section + certificates)
         self.proxy.start()
         self.addCleanup(self.proxy.stop)
@@ -296,6 +318,168 @@ class OcspStaplingTest(LifecycleTest):
         self.assertEqual(len(self.lines("ocsp_stapled")), 1, self.proxy.log())
         self.assert_stapled("submissions")
         self.assert_stapled("smtp")
+
+
+class TlsaCommandTest(LifecycleTest):
+
+    def tlsa(self, certificates, *args):
+        conf = os.path.join(self.dir, "tlsa.conf")
+        with open(conf, "w") as f:
+            f.write("[backend]\naddress = 127.0.0.1:25\n\n[listener smtp]\n"
+                    "address = 127.0.0.1:2525\nkind = smtp\n" + certificates)
+        return run([PROXY_BIN, "tlsa", "-c", conf] + list(args))
+
+    def records(self, out):
+        return [l for l in out.splitlines() if not l.startswith(";")]
+
+    def test_records_are_the_spki_sha256_that_openssl_computes_for_ecdsa_and_rsa(self):
+        r = self.tlsa(cert_section("mx-ecdsa", cert("mx-ecdsa-chain.crt"), cert("mx-ecdsa.key")) +
+                      cert_section("mx-rsa", cert("mx-rsa.crt"), cert("mx-rsa.key")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.records(r.stdout), [
+            "_25._tcp.mx.example.test. IN TLSA 3 1 1 " + spki_sha256_of_cert(cert("mx-ecdsa.crt")),
+            "_25._tcp.mx.example.test. IN TLSA 3 1 1 " + spki_sha256_of_cert(cert("mx-rsa.crt")),
+        ])
+
+    def test_port_option_names_the_port_in_the_owner_name(self):
+        r = self.tlsa(cert_section("mx", cert("mx-rsa.crt"), cert("mx-rsa.key")),
+                      "--port", "587")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.records(r.stdout), [
+            "_587._tcp.mx.example.test. IN TLSA 3 1 1 " + spki_sha256_of_cert(cert("mx-rsa.crt"))])
+
+    def test_records_equal_those_of_hash_slinger(self):
+        for stem in ("mx-ecdsa", "mx-rsa"):
+            for port in ("25", "587"):
+                r = self.tlsa(cert_section("mx", cert(stem + ".crt"), cert(stem + ".key")),
+                              "--port", port)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                slinger = must(["tlsa", "--create", "--selector", "1", "--mtype", "1",
+                                "--usage", "3", "--port", port, "--certificate",
+                                cert(stem + ".crt"), "mx.example.test"])
+                theirs = [l for l in slinger.stdout.splitlines() if " IN TLSA " in l]
+                self.assertEqual(self.records(r.stdout), theirs, slinger.stdout)
+
+    def test_configured_names_are_used_and_wildcards_are_comments(self):
+        r = self.tlsa(cert_section("wild", cert("wild.crt"), cert("wild.key")) +
+                      cert_section("other", cert("other.crt"), cert("other.key"),
+                                   names="mail.alias.test, *.alias.test"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        other = spki_sha256_of_cert(cert("other.crt"))
+        self.assertEqual(self.records(r.stdout),
+                         ["_25._tcp.mail.alias.test. IN TLSA 3 1 1 " + other])
+        self.assertIn("; *.wild.test: wildcard names have no TLSA owner name", r.stdout)
+        self.assertIn("; *.alias.test: wildcard names have no TLSA owner name", r.stdout)
+
+    def test_rollover_prints_the_next_key_record_too(self):
+        nxt = self.pki.key("next", "rsa")
+        r = self.tlsa(cert_section("mx", cert("mx-ecdsa-chain.crt"), cert("mx-ecdsa.key"),
+                                   next_key=nxt))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.records(r.stdout), [
+            "_25._tcp.mx.example.test. IN TLSA 3 1 1 " + spki_sha256_of_cert(cert("mx-ecdsa.crt")),
+            "_25._tcp.mx.example.test. IN TLSA 3 1 1 " + spki_sha256_of_key(nxt),
+        ])
+        lines = r.stdout.splitlines()
+        marker = lines.index("_25._tcp.mx.example.test. IN TLSA 3 1 1 " +
+                             spki_sha256_of_key(nxt)) - 1
+        self.assertRegex(lines[marker], r"^; \[certificate mx\] next: next_key %s" % re.escape(nxt))
+
+    def test_rollover_with_next_cert_prints_its_key_record(self):
+        crt, _, _ = self.pki.leaf("next", kind="rsa")
+        r = self.tlsa(cert_section("mx", cert("mx-ecdsa.crt"), cert("mx-ecdsa.key"),
+                                   next_cert=crt), "--port", "587")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.records(r.stdout)[1],
+                         "_587._tcp.mx.example.test. IN TLSA 3 1 1 " + spki_sha256_of_cert(crt))
+        self.assertIn("next: next_cert", r.stdout)
+
+    def test_errors_exit_1_with_a_message(self):
+        r = self.tlsa(cert_section("mx", os.path.join(self.dir, "nope.crt"), cert("mx-rsa.key")))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("nope.crt", r.stderr)
+        self.assertEqual(r.stdout, "")
+        r = self.tlsa(cert_section("mx", cert("mx-rsa.crt"), cert("mx-rsa.key"),
+                                   next_key=os.path.join(self.dir, "nope.key")))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("next_key: cannot open", r.stderr)
+        r = self.tlsa("")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no [certificate]", r.stderr)
+        r = self.tlsa(cert_section("mx", cert("mx-rsa.crt"), cert("mx-rsa.key")), "--port", "0")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--port", r.stderr)
+
+
+class ReloadTlsaWarningTest(LifecycleTest):
+
+    def setUp(self):
+        super().setUp()
+        self.old_crt, self.old_chain, self.old_key = self.pki.leaf("old")
+        self.new_crt, self.new_chain, self.new_key = self.pki.leaf("new")
+
+    def test_key_replaced_without_next_key_warns_with_the_record_to_publish(self):
+        self.start(cert_section("mx", self.old_chain, self.old_key))
+        self.reload(cert_section("mx", self.new_chain, self.new_key))
+        want = ('level=warning event=tlsa_publish_now certificate=mx '
+                'record="_25._tcp.mx.example.test. IN TLSA 3 1 1 %s"'
+                % spki_sha256_of_cert(self.new_crt))
+        self.assertIn(want, self.proxy.log())
+        self.assertEqual(len(self.lines("tlsa_publish_now")), 1)
+        self.assertEqual(self.lines("tlsa_rollover"), [])
+
+    def test_key_announced_as_next_key_reloads_as_a_rollover_without_warning(self):
+        self.start(cert_section("mx", self.old_chain, self.old_key, next_key=self.new_key))
+        self.reload(cert_section("mx", self.new_chain, self.new_key))
+        self.assertEqual(self.lines("tlsa_publish_now"), [])
+        rollover = self.lines("tlsa_rollover")
+        self.assertEqual(len(rollover), 1, self.proxy.log())
+        self.assertIn("level=info event=tlsa_rollover certificate=mx old=\"3 1 1 %s\""
+                      % spki_sha256_of_cert(self.old_crt), rollover[0])
+
+    def test_renewal_with_the_same_key_says_nothing(self):
+        renewed, renewed_chain, _ = self.pki.leaf("renewed", key=self.old_key)
+        self.start(cert_section("mx", self.old_chain, self.old_key))
+        self.reload(cert_section("mx", renewed_chain, self.old_key))
+        self.assertEqual(self.lines("tlsa_publish_now"), [])
+        self.assertEqual(self.lines("tlsa_rollover"), [])
+
+
+@unittest.skipUnless(os.geteuid() == 0, "the privilege drop needs root (CI runs as root)")
+class PrivilegedParentTest(LifecycleTest):
+    """Started as root with [proxy] user, the proxy reloads through the
+    privileged parent (ARCHITECTURE.md 3.1): the OCSP response and the
+    next key are root-only files it cannot read itself."""
+
+    def test_root_only_ocsp_file_and_next_key_are_read_through_the_parent(self):
+        os.chmod(self.dir, 0o700)
+        crt, chain, key = self.pki.leaf("mx")
+        new_crt, new_chain, new_key = self.pki.leaf("new")
+        resp = self.pki.ocsp(crt, os.path.join(self.dir, "resp.der"), ndays=7)
+        for f in (key, new_key, resp):
+            os.chmod(f, 0o600)
+        saved = os.environ.pop("SMTP_TLS_PROXY__PROXY__ALLOW_ROOT", None)
+        try:
+            self.start(cert_section("mx", chain, key, ocsp=resp, next_key=new_key),
+                       proxy_keys={"user": "nobody"})
+        finally:
+            if saved is not None:
+                os.environ["SMTP_TLS_PROXY__PROXY__ALLOW_ROOT"] = saved
+        first = re.search(r"Next Update: (.*)", self.assert_stapled("submissions")).group(1)
+        # A new response (3 days), root-only too, read by the parent.
+        self.pki.ocsp(crt, resp + ".new", ndays=3)
+        os.chmod(resp + ".new", 0o600)
+        os.replace(resp + ".new", resp)
+        self.reload()
+        second = re.search(r"Next Update: (.*)", self.assert_stapled("smtp")).group(1)
+        self.assertNotEqual(first, second)
+        self.assertEqual(self.lines("ocsp_not_stapled"), [])
+        self.assertEqual(self.lines("tlsa_next_unreadable"), [])
+        # The reload's next_key, read through the parent, makes the
+        # switch to it a rollover.
+        self.reload(cert_section("mx", new_chain, new_key))
+        self.assertEqual(len(self.lines("tlsa_rollover")), 1, self.proxy.log())
+        self.assertEqual(self.lines("tlsa_publish_now"), [])
 
 
 if __name__ == "__main__":

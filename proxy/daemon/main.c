@@ -32,6 +32,7 @@
 #include "daemon/worker.h"
 #include "obs/http.h"
 #include "obs/metrics.h"
+#include "tls/dane.h"
 #include "tls/tls.h"
 #include "report/report.h"
 
@@ -52,6 +53,7 @@ struct options {
 static const char usage_text[] =
     "usage: smtp-tls-proxy [-c FILE] [-t] [-d] [-h] [--keys] [--version]\n"
     "       smtp-tls-proxy [-c FILE] memory list | memory forget ADDR|CIDR|all\n"
+    "       smtp-tls-proxy [-c FILE] tlsa [--port N]\n"
     "       smtp-tls-proxy report [--help] [options] [FILE...]\n"
     "       smtp-tls-proxy healthcheck [-c FILE] [--timeout SECONDS]\n"
     "\n"
@@ -66,6 +68,8 @@ static const char usage_text[] =
     "  memory     ask the running proxy (through [proxy] control_socket of\n"
     "             FILE) for its STARTTLS failure memory: list the senders not\n"
     "             offered STARTTLS, or forget one, a range or all\n"
+    "  tlsa       the DANE TLSA records (3 1 1) of FILE's certificates and of\n"
+    "             their next_key/next_cert, for port N (default 25)\n"
     "\n"
     "Runs in the foreground and logs to stderr, syslog or a file ([proxy]\n"
     "log_target). SIGHUP reloads the configuration; SIGUSR1 reopens the log\n"
@@ -100,6 +104,9 @@ static int parse_args(int argc, char **argv, struct options *o, int *out_exit) {
         } else if (strcmp(a, "--version") == 0) {
             print_version();
             *out_exit = 0;
+            return 0;
+        } else if (strcmp(a, "tlsa") == 0) {
+            *out_exit = dane_main(o->config_path, argc - i, argv + i);
             return 0;
         } else if (strcmp(a, "memory") == 0) {
             o->command_argc = argc - i;

@@ -11,15 +11,17 @@
  * when the client asked for one.
  *
  * What a load finds that does not stop the certificate from being served
- * (expiry, an OCSP response that cannot be stapled) is kept in the
- * store and logged by tls_store_report once the store is in force (and
- * by -t), so a reload that is refused says nothing about it.
+ * (expiry, an OCSP response that cannot be stapled, a next key that
+ * cannot be read) is kept in the store and logged by tls_store_report
+ * once the store is in force (and by -t), so a reload that is refused
+ * says nothing about it and the tlsa command stays quiet.
  */
 #include "tls/tls.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <openssl/bytestring.h>
 #include <openssl/ec.h>
 #include <openssl/ec_key.h>
 #include <openssl/err.h>
@@ -37,6 +39,10 @@
 #include "protocol/ocsp.h"
 #include "protocol/sni.h"
 #include "protocol/tls_hello.h"
+#include "protocol/tlsa.h"
+#include "tls/dane.h"
+
+_Static_assert(TLS_SPKI_HASH_LEN == TLSA_HASH_LEN, "one hash for both");
 
 /* Room for "cannot open PATH: reason" and the like. */
 #define TLS_WHY_MAX 320
@@ -49,6 +55,13 @@ struct tls_cert {
     enum sni_key key_type;
     enum ecdsa_curve curve; /* ECDSA keys */
     double not_after;       /* the leaf's notAfter, seconds since 1970 */
+    char **names;           /* the names it was mapped with (add_cert_names) */
+    size_t nnames;
+    uint8_t spki_sha256[TLSA_HASH_LEN]; /* of the leaf's SubjectPublicKeyInfo */
+    /* next_key or next_cert (RFC 7671 8.1): the SPKI hash, or why not */
+    int has_next;
+    uint8_t next_sha256[TLSA_HASH_LEN];
+    char next_error[TLS_WHY_MAX]; /* "": read, or none configured */
     /* ocsp: the staple (NULL: none) and what the load decided */
     uint8_t *ocsp;
     size_t ocsp_len;
@@ -270,10 +283,22 @@ static int read_key(struct load *l, struct tls_cert *c, X509 *leaf) {
 /* add_name maps one name to |index|; a second certificate of the same key
  * type for a name is a configuration error, not a silent choice. */
 static int add_name(struct load *l, struct tls_store *s, size_t index, const char *name) {
-    const struct tls_cert *c = &s->certs[index];
+    struct tls_cert *c = &s->certs[index];
     switch (sni_table_add(&s->sni, name, c->key_type, index)) {
-    case SNI_ADD_OK:
+    case SNI_ADD_OK: {
+        /* Kept as given, for the TLSA records (tls/dane.h). */
+        char **grown = realloc(c->names, (c->nnames + 1) * sizeof(*grown));
+        char *copy = strdup(name);
+        if (grown != NULL) {
+            c->names = grown;
+        }
+        if (grown == NULL || copy == NULL) {
+            free(copy);
+            break;
+        }
+        c->names[c->nnames++] = copy;
         return 1;
+    }
     case SNI_ADD_DUPLICATE:
         return load_fail(l, c->cfg->line,
                          "[certificate %s]: %s already has an %s certificate; use names = "
@@ -348,6 +373,91 @@ static int chain_parts(const struct tls_cert *c, size_t i, struct der_cert *out)
     return der_cert_parse(CRYPTO_BUFFER_data(c->chain[i]), CRYPTO_BUFFER_len(c->chain[i]), out);
 }
 
+/* pem_bio is a read-only memory BIO over |len| octets at |data|. */
+static BIO *pem_bio(const uint8_t *data, size_t len) {
+    return len <= TLS_FILE_MAX ? BIO_new_mem_buf(data, (int)len) : NULL;
+}
+
+/* spki_of_key hashes the SubjectPublicKeyInfo of |key|, as a certificate
+ * for it would carry it. */
+static int spki_of_key(const EVP_PKEY *key, uint8_t out[TLSA_HASH_LEN]) {
+    CBB cbb;
+    uint8_t *der = NULL;
+    size_t len = 0;
+    if (!CBB_init(&cbb, 128) || !EVP_marshal_public_key(&cbb, key) ||
+        !CBB_finish(&cbb, &der, &len)) {
+        CBB_cleanup(&cbb);
+        return 0;
+    }
+    SHA256(der, len, out);
+    OPENSSL_free(der);
+    return 1;
+}
+
+/* next_from_key: a PEM private key (its public half counts) or a PEM
+ * public key. */
+static int next_from_key(struct tls_cert *c, const uint8_t *data, size_t len) {
+    BIO *b = pem_bio(data, len);
+    EVP_PKEY *key = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    if (key == NULL) {
+        ERR_clear_error();
+        b = pem_bio(data, len);
+        key = b != NULL ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
+        BIO_free(b);
+    }
+    int ok = key != NULL && spki_of_key(key, c->next_sha256);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return ok;
+}
+
+/* next_from_cert: the first certificate of a PEM file. */
+static int next_from_cert(struct tls_cert *c, const uint8_t *data, size_t len) {
+    BIO *b = pem_bio(data, len);
+    X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    uint8_t *der = NULL;
+    int dlen = x != NULL ? i2d_X509(x, &der) : -1;
+    struct der_cert parts;
+    int ok = dlen > 0 && der_cert_parse(der, (size_t)dlen, &parts);
+    if (ok) {
+        SHA256(parts.spki.p, parts.spki.n, c->next_sha256);
+    }
+    OPENSSL_free(der);
+    X509_free(x);
+    ERR_clear_error();
+    return ok;
+}
+
+/* load_next reads next_key or next_cert. Not being able to is no reason
+ * to refuse the load: nothing served depends on it (tls_store_report
+ * says so; the tlsa command fails). */
+static void load_next(struct tls_cert *c) {
+    const struct cert_config *cc = c->cfg;
+    int is_key = cc->next_key_path != NULL;
+    const char *path = is_key ? cc->next_key_path : cc->next_cert_path;
+    if (path == NULL) {
+        return;
+    }
+    uint8_t *data;
+    size_t len;
+    char why[TLS_WHY_MAX - 32];
+    if (!tls_read_file(path, &data, &len, why, sizeof(why))) {
+        snprintf(c->next_error, sizeof(c->next_error), "%s: %s",
+                 is_key ? "next_key" : "next_cert", why);
+        return;
+    }
+    c->has_next = is_key ? next_from_key(c, data, len) : next_from_cert(c, data, len);
+    if (!c->has_next) {
+        snprintf(c->next_error, sizeof(c->next_error), "%s %.200s holds no readable PEM %s",
+                 is_key ? "next_key" : "next_cert", path,
+                 is_key ? "private or public key" : "certificate");
+    }
+    OPENSSL_cleanse(data, len);
+    free(data);
+}
+
 /* load_ocsp reads the ocsp file and keeps it as the staple when it is for
  * this certificate, says good and is current (protocol/ocsp.h). Any other
  * outcome serves the certificate without a staple: a missing or stale
@@ -396,23 +506,64 @@ static int load_certificate(struct load *l, struct tls_store *s, size_t index, t
              add_cert_names(l, s, index, leaf);
     if (ok) {
         c->not_after = not_after_of(leaf);
+        struct der_cert parts;
+        if (!chain_parts(c, 0, &parts)) {
+            ok = load_fail(l, c->cfg->line, "[certificate %s]: cannot find the public key in %s",
+                           c->cfg->name, c->cfg->cert_path);
+        } else {
+            SHA256(parts.spki.p, parts.spki.n, c->spki_sha256);
+        }
     }
     X509_free(leaf);
     if (ok) {
+        load_next(c);
         load_ocsp(c, now);
     }
     return ok;
 }
 
+int tls_store_certificate(const struct tls_store *s, size_t i, struct tls_cert_info *out) {
+    if (s == NULL || i >= s->ncerts) {
+        return 0;
+    }
+    const struct tls_cert *c = &s->certs[i];
+    out->name = c->cfg->name;
+    out->key_type = c->key_type == SNI_KEY_ECDSA ? "ecdsa" : "rsa";
+    out->not_after = c->not_after;
+    out->names = (const char *const *)c->names;
+    out->nnames = c->nnames;
+    out->spki_sha256 = c->spki_sha256;
+    out->next_spki_sha256 = c->has_next ? c->next_sha256 : NULL;
+    out->next_is_key = c->cfg->next_key_path != NULL;
+    out->next_path = out->next_is_key ? c->cfg->next_key_path : c->cfg->next_cert_path;
+    out->next_error = c->next_error[0] ? c->next_error : NULL;
+    return 1;
+}
+
 size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *out,
                               size_t max) {
     size_t n = 0;
-    for (; s != NULL && n < s->ncerts && n < max; n++) {
-        out[n].name = s->certs[n].cfg->name;
-        out[n].key_type = s->certs[n].key_type == SNI_KEY_ECDSA ? "ecdsa" : "rsa";
-        out[n].not_after = s->certs[n].not_after;
+    while (n < max && tls_store_certificate(s, n, &out[n])) {
+        n++;
     }
     return n;
+}
+
+int tls_store_spki(const struct tls_store *s, const char *name,
+                   uint8_t current[TLS_SPKI_HASH_LEN], uint8_t next[TLS_SPKI_HASH_LEN],
+                   int *has_next) {
+    for (size_t i = 0; s != NULL && i < s->ncerts; i++) {
+        const struct tls_cert *c = &s->certs[i];
+        if (strcmp(c->cfg->name, name) == 0) {
+            memcpy(current, c->spki_sha256, TLSA_HASH_LEN);
+            *has_next = c->has_next;
+            if (c->has_next) {
+                memcpy(next, c->next_sha256, TLSA_HASH_LEN);
+            }
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* iso_time writes |t| (seconds since 1970) as 2026-01-31T12:00:00Z. */
@@ -462,7 +613,6 @@ static void report_ocsp(const struct tls_cert *c) {
 }
 
 void tls_store_report(const struct tls_store *s, const struct tls_store *previous) {
-    (void)previous;
     if (s == NULL) {
         return;
     }
@@ -471,7 +621,12 @@ void tls_store_report(const struct tls_store *s, const struct tls_store *previou
         const struct tls_cert *c = &s->certs[i];
         report_expiry(s, c, now);
         report_ocsp(c);
+        if (c->next_error[0]) {
+            log_warning("event=tlsa_next_unreadable certificate=%s detail=\"%s\": the next "
+                        "key's TLSA record is unknown", c->cfg->name, c->next_error);
+        }
     }
+    dane_report_changes(s, previous);
 }
 
 /* ---- choosing a certificate ---- */
@@ -680,6 +835,10 @@ void tls_store_free(struct tls_store *s) {
         }
         free(s->certs[i].chain);
         EVP_PKEY_free(s->certs[i].key);
+        for (size_t j = 0; j < s->certs[i].nnames; j++) {
+            free(s->certs[i].names[j]);
+        }
+        free(s->certs[i].names);
         free(s->certs[i].ocsp);
     }
     free(s->certs);

@@ -6,8 +6,8 @@
  * file, key not matching its certificate, unknown cipher) fails the whole
  * build with "file:line: reason", so a reload with a broken certificate
  * changes nothing. What does not stop a certificate from being served
- * (it expires soon, its OCSP response cannot be stapled) is kept and
- * logged by tls_store_report.
+ * (it expires soon, its OCSP response cannot be stapled, its next key
+ * cannot be read) is kept and logged by tls_store_report.
  */
 #ifndef SMTP_TLS_PROXY_TLS_H
 #define SMTP_TLS_PROXY_TLS_H
@@ -65,24 +65,50 @@ SSL *tls_new_server(const struct tls_store *store, size_t index, int fd);
  * error queue, or |fallback|) into |out| and clears the queue. */
 void tls_describe_error(char *out, size_t outlen, const char *fallback);
 
-/* What the metrics say of a loaded certificate. */
+/* The length of a SHA-256 hash of a SubjectPublicKeyInfo: the data of a
+ * TLSA 3 1 1 record (protocol/tlsa.h). */
+#define TLS_SPKI_HASH_LEN 32
+
+/* What the metrics and the TLSA records say of a loaded certificate;
+ * every pointer lives as long as the store. */
 struct tls_cert_info {
-    const char *name;     /* [certificate NAME]; lives as long as the store */
+    const char *name;     /* [certificate NAME] */
     const char *key_type; /* "ecdsa" or "rsa" */
     double not_after;     /* seconds since 1970 */
+    const char *const *names; /* the names it serves: names =, else its DNS
+                                 subjectAltNames, else its common name */
+    size_t nnames;
+    const uint8_t *spki_sha256;      /* SHA-256 of the leaf's SubjectPublicKeyInfo */
+    const uint8_t *next_spki_sha256; /* of next_key or next_cert; NULL: none or unreadable */
+    const char *next_path;           /* next_key or next_cert; NULL: neither */
+    int next_is_key;                 /* next_path is next_key */
+    const char *next_error;          /* why next_path could not be read; NULL: it could */
 };
+
+/* tls_store_certificate fills |out| for the |i|th certificate of |s|
+ * (in the order of the configuration); 0 past the last (or |s| NULL). */
+int tls_store_certificate(const struct tls_store *s, size_t i, struct tls_cert_info *out);
 
 /* tls_store_certificates fills up to |max| entries of |out|; returns how
  * many. */
 size_t tls_store_certificates(const struct tls_store *s, struct tls_cert_info *out,
                               size_t max);
 
+/* tls_store_spki gives the SPKI hashes of [certificate |name|]: the key in
+ * use in |current| and, when *has_next, the next one (next_key or
+ * next_cert) in |next|. Returns 0 when |s| (NULL is fine) has no such
+ * certificate. */
+int tls_store_spki(const struct tls_store *s, const char *name,
+                   uint8_t current[TLS_SPKI_HASH_LEN], uint8_t next[TLS_SPKI_HASH_LEN],
+                   int *has_next);
+
 /* tls_store_report logs what the load of |s| found, once |s| is in force
  * (at start, and at a reload with the store it replaces as |previous|,
  * NULL at start): certificates expired or expiring within [tls]
- * expiry_warning (event=certificate_expired, certificate_expiring) and
- * OCSP responses stapled or not (event=ocsp_stapled, ocsp_not_stapled
- * with a reason). Main thread. */
+ * expiry_warning (event=certificate_expired, certificate_expiring), OCSP
+ * responses stapled or not (event=ocsp_stapled, ocsp_not_stapled with a
+ * reason), next keys that cannot be read, and keys that changed
+ * (tls/dane.h dane_report_changes). Main thread. */
 void tls_store_report(const struct tls_store *s, const struct tls_store *previous);
 
 #endif
