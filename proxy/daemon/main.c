@@ -180,13 +180,6 @@ static void parent_cleanup(void *arg) {
     snapshot_release(arg);
 }
 
-/* drop_privileges: started as root, the proxy binds its ports, then runs
- * as [proxy] user under a privileged parent that reads key files for it
- * (daemon/privsep.h). It does not go on as root unless allowed. */
-static int drop_privileges(const char *path, struct snapshot *snap, char *err, size_t errlen) {
-    const struct config *cfg = snap->cfg;
-    uid_t euid = geteuid();
-    if (cfg->user == NULL) {
 /* watch_in_parent runs [tls] watch in the privileged parent, armed for
  * the configuration it read at start and at every reload since. */
 static void watch_in_parent(struct ev_loop *loop, const struct config *cfg,
@@ -198,6 +191,13 @@ static void watch_in_parent(struct ev_loop *loop, const struct config *cfg,
     cert_watch_configure(w, cfg);
 }
 
+/* drop_privileges: started as root, the proxy binds its ports, then runs
+ * as [proxy] user under a privileged parent that reads key files for it
+ * (daemon/privsep.h). It does not go on as root unless allowed. */
+static int drop_privileges(const char *path, struct snapshot *snap, char *err, size_t errlen) {
+    const struct config *cfg = snap->cfg;
+    uid_t euid = geteuid();
+    if (cfg->user == NULL) {
         if (euid == 0 && !cfg->allow_root) {
             snprintf(err, errlen, "%s: refusing to run as root: set [proxy] user = NAME (the "
                                   "proxy binds its ports and reads its keys as root, then runs "
@@ -226,6 +226,7 @@ static void watch_in_parent(struct ev_loop *loop, const struct config *cfg,
     if (!workers_open_listeners(cfg, err, errlen)) {
         return 0;
     }
+    privsep_set_parent_hook(watch_in_parent);
     if (!privsep_start(path, uid, gid, parent_cleanup, snap, err, errlen)) {
         return 0;
     }
@@ -233,7 +234,6 @@ static void watch_in_parent(struct ev_loop *loop, const struct config *cfg,
              (unsigned)uid, (unsigned)gid, (long)getppid());
     return 1;
 }
-    privsep_set_parent_hook(watch_in_parent);
 
 /* same_listeners: sockets are opened once, so a reload may change
  * everything but the listeners (a restart can). */
