@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import ssl
 import tempfile
 import threading
@@ -24,7 +25,7 @@ import time
 import unittest
 import urllib.request
 
-from fakebackend import ScriptedBackend, read_line
+from fakebackend import ScriptedBackend, legacy_mta, read_line
 from peers import PostfixInstance, SmtpSink, free_port
 from proxyproc import Proxy, SmtpConversation
 from tlsharness import CA, STANDARD_CERTIFICATES
@@ -47,6 +48,58 @@ def proxy_header_then_421(conn, received):
     """Takes the PROXY v1 line, then refuses service with 421."""
     read_line(conn, received)
     conn.sendall(b"421 4.3.2 scripted: not today\r\n")
+
+
+class UnixBacklogBackend:
+    """An MTA on an AF_UNIX socket whose listen backlog (0) is full: one
+    connection of its own waits unaccepted in it, so a non-blocking
+    connect gets EAGAIN until open() takes that one and starts serving
+    (legacy_mta, recording into |record|)."""
+
+    def __init__(self, path, record):
+        self.path = path
+        self.handler = legacy_mta(record)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(0)
+        self.sock.settimeout(0.2)
+        self.filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.filler.settimeout(10)
+        self.filler.connect(path)  # the backlog's one place
+        self.stopping = False
+        self.thread = None
+
+    def open(self):
+        self.filler.close()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(10)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn):
+        try:
+            self.handler(conn, [])
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.stopping = True
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        self.filler.close()
+        self.sock.close()
 
 
 def message(tag, n):
@@ -170,13 +223,14 @@ class BackendsTest(unittest.TestCase):
         self.addCleanup(mta.stop)
         return mta
 
-    def proxy(self, backends, backend_keys, proxy_keys=None, extra=NO_DNS, listeners=None):
+    def proxy(self, backends, backend_keys, proxy_keys=None, extra=NO_DNS, listeners=None,
+              name="proxy", nofile=None):
         keys = dict(FAST)
         keys.update(proxy_keys or {})
-        pdir = os.path.join(self.dir, "proxy")
+        pdir = os.path.join(self.dir, name)
         os.makedirs(pdir, exist_ok=True)
         p = Proxy(pdir, ", ".join(backends), proxy=keys, backend_keys=backend_keys,
-                  extra=extra, listeners=listeners).start()
+                  extra=extra, listeners=listeners, nofile=nofile).start()
         self.addCleanup(p.stop)
         return p
 
@@ -352,6 +406,113 @@ class BackendsTest(unittest.TestCase):
         self.assertIn("client=unknown[127.0.0.2]", mta.maillog())
         self.assertGreaterEqual(p.log().count("reason=greeting_4xx next=127.0.0.1:%d"
                                               % mta.smtpd_port), 5)
+
+    def test_full_unix_backlog_fails_only_the_session_and_the_backend_stays_up(self):
+        """EAGAIN from connect(2) on an AF_UNIX backend is its backlog,
+        full for now: that session gets 421 4.3.0; the target is neither
+        marked down nor failed over from, and serves the next client."""
+        record = {}
+        path = os.path.join(self.dir, "mta.sock")
+        mta = UnixBacklogBackend(path, record)
+        self.addCleanup(mta.stop)
+        spare = self.sink("spare")
+        targets = [path, "127.0.0.1:%d" % spare.port]
+        mport = free_port()
+        p = self.proxy(targets, {}, extra=NO_DNS + "\n[metrics]\naddress = 127.0.0.1:%d\n" % mport)
+        with SmtpConversation("127.0.0.1", p.port(), timeout=SEND_TIMEOUT) as c:
+            reply = c.read_reply()
+            self.assertTrue(reply.startswith(b"421 4.3.0 mx.example.test "), reply)
+            self.assertEqual(c.read_until_eof(), b"")
+        log = p.wait_log("event=backend_connect_local_error backend=%s" % path)
+        self.assertIn('error="Resource temporarily unavailable"', log)
+        mta.open()
+        msgid, err = send(p.port(), "backlog", 1)
+        self.assertIsNone(err, p.log())
+        self.assertEqual(len(record["messages"]), 1)
+        self.assertIn(msgid.encode(), record["messages"][0])
+        self.assertEqual(spare.messages(), [])
+        log = p.log()
+        report("unix backlog", "full AF_UNIX backlog, then served", 2, 1, 1)
+        self.assertNotIn("event=backend_down", log)
+        self.assertNotIn("event=backend_failover", log)
+        ms = metrics(mport)
+        self.assertEqual(metric(ms, "smtp_tls_proxy_backend_up", backend=path), 1)
+        self.assertEqual(metric(ms, "smtp_tls_proxy_backend_failures_total",
+                                backend=path, reason="refused"), 0)
+        self.assertEqual(metric(ms, "smtp_tls_proxy_backend_connects_total",
+                                backend=targets[1]), 0)
+
+    def test_no_descriptor_for_the_backend_fails_only_the_session(self):
+        """EMFILE when the backend socket is made is the proxy's own
+        shortage: that session gets 421 4.3.0, the backend is not marked
+        down, and once descriptors are free it serves the next client.
+        Sessions waiting for a load balancer's PROXY header hold one
+        descriptor each: they use up the limit, the last one accepted
+        takes the last descriptor (the accept after it fails, and the
+        worker pauses accepting), and its backend socket finds none."""
+        backend = self.sink("backend")
+        listener = {"name": "smtp", "kind": "smtp", "proxy_protocol": "v1",
+                    "proxy_trusted": "127.0.0.1"}
+        p = self.proxy(["127.0.0.1:%d" % backend.port], {},
+                       proxy_keys={"workers": "1", "proxy_protocol_timeout": "120s"},
+                       listeners=[listener], nofile=40)
+        held = []
+        self.addCleanup(lambda: [h.close() for h in held])
+        last = None  # the connection accepted last
+        for _ in range(64):  # fewer than 40 descriptors to take
+            seen = p.log().count("event=connect client=")
+            c = socket.create_connection(("127.0.0.1", p.port()), timeout=SEND_TIMEOUT)
+            held.append(c)
+            for _ in range(400):
+                log = p.log()
+                if "event=accept_paused" in log or log.count("event=connect client=") > seen:
+                    break
+                time.sleep(0.05)
+            # One accept's "event=connect" is logged before the failing
+            # accept after it: once the pause shows, so has that line.
+            if log.count("event=connect client=") > seen:
+                last = c
+            if "event=accept_paused" in log:
+                break
+        self.assertIn("event=accept_paused", log, "the descriptor limit was never reached")
+        self.assertIsNotNone(last)
+        last.sendall(b"PROXY TCP4 127.0.0.5 127.0.0.1 40000 25\r\n")
+        reply = b""
+        for _ in range(100):  # the 421, then the proxy closes
+            chunk = last.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        self.assertTrue(reply.startswith(b"421 4.3.0 mx.example.test "), reply)
+        log = p.wait_log("event=backend_connect_local_error")
+        self.assertIn('error="Too many open files"', log)
+        self.assertNotIn("event=backend_down", log)
+        for h in held:
+            h.close()
+        held.clear()
+        # Descriptors are free again: the same backend serves a client.
+        c = None
+        for _ in range(100):
+            c = SmtpConversation("127.0.0.1", p.port(), timeout=SEND_TIMEOUT)
+            c.send(b"PROXY TCP4 127.0.0.6 127.0.0.1 40001 25\r\n")
+            reply = c.read_reply()
+            if reply.startswith(b"220"):
+                break
+            c.close()
+            time.sleep(0.1)
+        self.addCleanup(c.close)
+        self.assertTrue(reply.startswith(b"220"), reply)
+        c.send(b"EHLO client.src.test\r\n")
+        self.assertTrue(c.read_reply().startswith(b"250"))
+        msgid, body = message("nofd", 1)
+        c.send(b"MAIL FROM:<a@src.test>\r\nRCPT TO:<b@dst.test>\r\nDATA\r\n")
+        self.assertEqual([r[:3] for r in c.read_replies(3)], [b"250", b"250", b"354"])
+        c.send(body + b".\r\nQUIT\r\n")
+        self.assertTrue(c.read_reply().startswith(b"250"))
+        backend.wait_messages(1)
+        self.assertEqual(delivered_ids(backend), collections.Counter({msgid: 1}))
+        report("no descriptor", "EMFILE at the backend socket, then served", 2, 1, 1)
+        self.assertNotIn("event=backend_down", p.log())
 
 
     def test_after_starttls_the_session_stays_with_the_backend_that_greeted(self):

@@ -67,6 +67,20 @@ int net_connect_result(int fd) {
     return soerr;
 }
 
+int net_connect_error_is_local(int err) {
+    switch (err) {
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS:
+    case EADDRNOTAVAIL:
+    case EAGAIN:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 void net_set_nodelay(int fd) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

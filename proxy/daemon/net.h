@@ -26,6 +26,15 @@ int net_connect(const struct net_addr *a);
  * errno it failed with. */
 int net_connect_result(int fd);
 
+/* net_connect_error_is_local says whether |err|, from net_connect or
+ * net_connect_result, is a shortage on this side rather than an answer
+ * from the peer: no descriptor (EMFILE, ENFILE), no memory or buffer
+ * (ENOMEM, ENOBUFS), no free local port (EADDRNOTAVAIL), or EAGAIN,
+ * which for a non-blocking AF_UNIX socket means the listener's backlog
+ * is full for now (connect(2)). None of them says the peer is down:
+ * the attempt is worth repeating later, to the same peer. */
+int net_connect_error_is_local(int err);
+
 /* net_set_nodelay turns Nagle off on TCP sockets: SMTP is a dialogue of
  * short lines, and pipelined replies must not wait for ACKs. */
 void net_set_nodelay(int fd);

@@ -488,8 +488,14 @@ void process_backend_input(struct session *s) {
     }
 }
 
+static void connect_failed_locally(struct session *s, int err);
+
 void backend_connected(struct session *s) {
     int err = net_connect_result(s->backend.fd);
+    if (err != 0 && net_connect_error_is_local(err)) {
+        connect_failed_locally(s, err);
+        return;
+    }
     if (err != 0) {
         backend_failed(s, BACKEND_REFUSED, strerror(err));
         return;
@@ -535,6 +541,19 @@ static const char *utc(double t, char *out, size_t outlen) {
         snprintf(out, outlen, "-");
     }
     return out;
+}
+
+/* connect_failed_locally ends the session whose backend connection
+ * could not be made for want of something on this side (a descriptor,
+ * memory, a local port) or because the backend's AF_UNIX backlog is full
+ * for now (net_connect_error_is_local). The backend said nothing, so it
+ * is neither marked down nor counted as failed, and no other target is
+ * tried: the shortage would meet that one too. The client is to retry. */
+static void connect_failed_locally(struct session *s, int err) {
+    log_warning("session=%s event=backend_connect_local_error backend=%s error=\"%s\"", s->id,
+                current_target(s)->text, strerror(err));
+    session_fail(s, "4.3.0", "Temporarily out of resources, try again later",
+                 "backend_connect_local_error");
 }
 
 /* fail_as_one_backend ends the session as a proxy with one backend always
@@ -625,12 +644,17 @@ static void connect_target(struct session *s, size_t index) {
     s->backend_tries++;
     session_set_state(s, STATE_CONNECTING);
     s->progress++;
-    backends_connecting(t);
     log_debug("session=%s event=backend_connect backend=%s try=%u", s->id, t->text,
               s->backend_tries);
     int bfd = net_connect(&t->addr);
+    int err = errno;
+    if (bfd < 0 && net_connect_error_is_local(err)) {
+        connect_failed_locally(s, err); /* no attempt reached the backend */
+        return;
+    }
+    backends_connecting(t);
     if (bfd < 0) {
-        backend_failed(s, BACKEND_REFUSED, strerror(errno));
+        backend_failed(s, BACKEND_REFUSED, strerror(err));
         return;
     }
     conn_init(&s->backend, bfd, on_backend_io, s);
