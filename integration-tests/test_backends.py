@@ -44,10 +44,9 @@ def never_greets(conn, received):
         received.append(data)
 
 
-def proxy_header_then_421(conn, received):
-    """Takes the PROXY v1 line, then refuses service with 421."""
+def proxy_header_then_close(conn, received):
+    """Takes the PROXY v1 line, then hangs up without a greeting."""
     read_line(conn, received)
-    conn.sendall(b"421 4.3.2 scripted: not today\r\n")
 
 
 class UnixBacklogBackend:
@@ -383,10 +382,11 @@ class BackendsTest(unittest.TestCase):
 
     def test_identity_and_greet_wait_go_to_every_target_tried(self):
         """pregreet = reject (GREET_WAIT) and PROXY v1 to the backend: the
-        header goes to the first target and again to the one after it."""
+        header goes to the first target, which hangs up before greeting,
+        and again to the one after it."""
         final = self.sink("final")
         mta = self.postfix(final, main_cf={"smtpd_upstream_proxy_protocol": "haproxy"})
-        first = self.scripted(proxy_header_then_421)
+        first = self.scripted(proxy_header_then_close)
         targets = [first.address(), "127.0.0.1:%d" % mta.smtpd_port]
         # down_time 10ms: every session tries the scripted backend first.
         p = self.proxy(targets, {"identity": "proxy-v1", "down_time": "10ms"},
@@ -396,7 +396,7 @@ class BackendsTest(unittest.TestCase):
         final.wait_messages(5, timeout=60)
         mta.wait_queue_empty()
         ids = delivered_ids(final)
-        report("identity", "PROXY v1 + GREET_WAIT, 421 then Postfix", len(results),
+        report("identity", "PROXY v1 + GREET_WAIT, hang-up then Postfix", len(results),
                sum(ids.values()), len(failed))
         self.assertEqual(failed, {})
         self.assertEqual(set(ids), set(results))
@@ -404,8 +404,55 @@ class BackendsTest(unittest.TestCase):
         headers = [l for l in first.received if l.startswith(b"PROXY TCP4 127.0.0.2 127.0.0.1 ")]
         self.assertGreaterEqual(len(headers), 5, first.received)
         self.assertIn("client=unknown[127.0.0.2]", mta.maillog())
-        self.assertGreaterEqual(p.log().count("reason=greeting_4xx next=127.0.0.1:%d"
+        self.assertGreaterEqual(p.log().count("reason=closed next=127.0.0.1:%d"
                                               % mta.smtpd_port), 5)
+
+    def test_proxy_v2_backend_per_client_421_is_relayed_and_backend_stays_up(self):
+        """Postfix behind PROXY v2 knows the client before it greets: its
+        anvil limit's 421 for one client is policy, relayed as it is. The
+        target stays up and the next client is served by the same Postfix,
+        although the other backend is stopped (a mark-down would leave no
+        target up, and every client a 421)."""
+        final = self.sink("final")
+        mta = self.postfix(final, main_cf={"smtpd_upstream_proxy_protocol": "haproxy",
+                                           "smtpd_client_connection_count_limit": "1",
+                                           "smtpd_client_event_limit_exceptions": ""})
+        stopped = self.stopped_sink("stopped")
+        targets = ["127.0.0.1:%d" % stopped.port, "127.0.0.1:%d" % mta.smtpd_port]
+        mport = free_port()
+        p = self.proxy(targets, {"identity": "proxy-v2"},
+                       extra=NO_DNS + "\n[metrics]\naddress = 127.0.0.1:%d\n" % mport)
+        # One session of 127.0.0.2 is open at Postfix...
+        first = SmtpConversation("127.0.0.1", p.port(), timeout=SEND_TIMEOUT,
+                                 source="127.0.0.2")
+        self.addCleanup(first.close)
+        self.assertTrue(first.read_reply().startswith(b"220 "))
+        # ...so Postfix refuses a second one of that client: relayed.
+        with SmtpConversation("127.0.0.1", p.port(), timeout=SEND_TIMEOUT,
+                              source="127.0.0.2") as second:
+            reply = second.read_reply()
+            self.assertTrue(reply.startswith(b"421 4.7.0 "), reply)
+            self.assertIn(b"too many connections from 127.0.0.2", reply)
+            self.assertEqual(second.read_until_eof(), b"")
+        # Another client is served by the same Postfix, at once.
+        msgid, err = send(p.port(), "perclient", 1, source="127.0.0.3")
+        self.assertIsNone(err, p.log())
+        p.wait_log("event=backend_refused_client backend=%s code=421" % targets[1])
+        final.wait_messages(1, timeout=60)
+        mta.wait_queue_empty()
+        self.assertEqual(delivered_ids(final), collections.Counter({msgid: 1}))
+        self.assertIn("client=unknown[127.0.0.3]", mta.maillog())
+        first.send(b"QUIT\r\n")
+        self.assertTrue(first.read_reply().startswith(b"221"))
+        log = p.log()
+        report("per-client 421", "PROXY v2 Postfix anvil limit, other backend stopped", 3, 1, 1)
+        self.assertNotIn("event=backend_down backend=%s " % targets[1], log)
+        self.assertNotIn("event=backend_failover backend=%s " % targets[1], log)
+        ms = metrics(mport)
+        self.assertEqual(metric(ms, "smtp_tls_proxy_backend_up", backend=targets[1]), 1)
+        self.assertEqual(metric(ms, "smtp_tls_proxy_backend_failures_total",
+                                backend=targets[1], reason="greeting_4xx"), 0)
+        self.assertEqual(metric(ms, "smtp_tls_proxy_backend_up", backend=targets[0]), 0)
 
     def test_full_unix_backlog_fails_only_the_session_and_the_backend_stays_up(self):
         """EAGAIN from connect(2) on an AF_UNIX backend is its backlog,

@@ -254,9 +254,33 @@ static int greeting_received(struct session *s) {
     return 1;
 }
 
+/* identity_before_greeting: the PROXY header went out before the
+ * backend greeted, so the backend knew the client when it chose its
+ * greeting. With XCLIENT (sent after the greeting) or no identity, the
+ * greeting can only be about the proxy. */
+static int identity_before_greeting(const struct session *s) {
+    return s->cfg->backend.identity == IDENTITY_PROXY_V1 ||
+           s->cfg->backend.identity == IDENTITY_PROXY_V2;
+}
+
 static int on_greeting_reply(struct session *s) {
-    if (s->reply.code >= 400 && s->reply.code < 600) {
-        /* Refused: another backend may serve the client. */
+    int refused = s->reply.code >= 400 && s->reply.code < 600;
+    if (refused && identity_before_greeting(s)) {
+        /* The backend's policy for this client (Postfix anvil's "too
+         * many connections from", postscreen): relayed, like any other
+         * policy reply. The backend answered, so it is up: no failover,
+         * which would hand the client to a backend that would only say
+         * the same, and no mark-down, which would turn one client's
+         * refusal into a 421 for every other client. */
+        backends_greeted(&s->cfg->backend.targets[s->backend_target]);
+        log_info("session=%s event=backend_refused_client backend=%s code=%d reply=\"%.*s\"",
+                 s->id, s->cfg->backend.targets[s->backend_target].text, s->reply.code,
+                 (int)first_line_length(&s->reply), buffer_head(&s->reply.text));
+        return greeting_received(s);
+    }
+    if (refused) {
+        /* The backend refused the proxy (it cannot know the client yet):
+         * another backend may serve the client. */
         char text[LOG_REPLY_TEXT_MAX + 1];
         snprintf(text, sizeof(text), "%.*s", (int)first_line_length(&s->reply),
                  buffer_head(&s->reply.text));

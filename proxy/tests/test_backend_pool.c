@@ -134,6 +134,33 @@ UNIT_TEST(backend_pool_all_down_gives_a_new_session_the_first_to_come_back) {
     free_targets(t, 3);
 }
 
+/* A session whose tries failed while every target was down picks again
+ * from what the pool knows now, not from what it knew at its first pick:
+ * a target that greeted another session meanwhile, or whose down time
+ * ended, is the one it gets. */
+UNIT_TEST(backend_pool_a_session_whose_tries_failed_gets_a_target_back_up) {
+    const char *names[] = {"a:25", "b:25", "c:25"};
+    struct backend_target *t = targets(names, 3);
+    struct backend_pool *p = pool_of(t, 3);
+    backend_pool_mark_down(p, "a:25", NOW + 50);
+    backend_pool_mark_down(p, "b:25", NOW + 20);
+    backend_pool_mark_down(p, "c:25", NOW + 40);
+    /* every one down: the session's one try is b, and it fails again */
+    CHECK_INT(backend_pool_pick(p, t, 3, BALANCE_FAILOVER, 0, NOW), 1);
+    backend_pool_mark_down(p, "b:25", NOW + 1 + 30);
+    CHECK_INT(backend_pool_pick(p, t, 3, BALANCE_FAILOVER, BIT(1), NOW + 1), -1);
+    /* a greets another session: this one's next try is a */
+    backend_pool_mark_up(p, "a:25");
+    CHECK_INT(backend_pool_pick(p, t, 3, BALANCE_FAILOVER, BIT(1), NOW + 1), 0);
+    CHECK_INT(backend_pool_pick(p, t, 3, BALANCE_ROUND_ROBIN, BIT(1), NOW + 1), 0);
+    /* a fails too; c's down time has ended by now: c */
+    backend_pool_mark_down(p, "a:25", NOW + 2 + 30);
+    CHECK_INT(backend_pool_pick(p, t, 3, BALANCE_FAILOVER, BIT(0) | BIT(1), NOW + 40), 2);
+    CHECK_INT(backend_pool_pick(p, t, 3, BALANCE_FAILOVER, BIT(0) | BIT(1), NOW + 39.9), -1);
+    backend_pool_free(p);
+    free_targets(t, 3);
+}
+
 UNIT_TEST(backend_pool_reload_keeps_state_and_counters_by_text) {
     const char *before[] = {"a:25", "b:25"};
     const char *after[] = {"c:25", "a:25"};
