@@ -454,6 +454,30 @@ class BackendsTest(unittest.TestCase):
                                 backend=targets[1], reason="greeting_4xx"), 0)
         self.assertEqual(metric(ms, "smtp_tls_proxy_backend_up", backend=targets[0]), 0)
 
+    def test_last_backend_refusing_the_proxy_gives_the_proxys_own_421(self):
+        """Without an identity before the greeting (none, xclient) a 4xx/5xx
+        greeting refuses the proxy, not the client: the target is marked
+        down, and when it was the last one the client hears the proxy's
+        "backend unavailable", never the backend's 5xx (a bounce)."""
+        stopped = self.stopped_sink("stopped")
+        cases = [("none", self.sink("hard", extra_args=("-f", "CONNECT")), "greeting_5xx"),
+                 ("xclient", self.sink("busy", extra_args=("-Q", "CONNECT")), "greeting_4xx")]
+        for identity, refusing, reason in cases:
+            with self.subTest(identity=identity):
+                targets = ["127.0.0.1:%d" % stopped.port, "127.0.0.1:%d" % refusing.port]
+                p = self.proxy(targets, {"identity": identity}, name="proxy-" + identity)
+                with SmtpConversation("127.0.0.1", p.port(), timeout=SEND_TIMEOUT) as c:
+                    self.assertEqual(c.read_reply(), b"421 4.4.1 mx.example.test Mail backend "
+                                                     b"unavailable, try again later\r\n")
+                    self.assertEqual(c.read_until_eof(), b"")
+                log = p.wait_log("event=fail reason=backend_unavailable")
+                self.assertIn("event=backend_failover backend=%s reason=refused next=%s"
+                              % (targets[0], targets[1]), log)
+                self.assertIn("event=backend_down backend=%s reason=%s until=" % (targets[1], reason),
+                              log)
+                self.assertNotIn("event=backend_refused_client", log)
+                p.stop()
+
     def test_full_unix_backlog_fails_only_the_session_and_the_backend_stays_up(self):
         """EAGAIN from connect(2) on an AF_UNIX backend is its backlog,
         full for now: that session gets 421 4.3.0; the target is neither

@@ -285,10 +285,15 @@ static int on_greeting_reply(struct session *s) {
         snprintf(text, sizeof(text), "%.*s", (int)first_line_length(&s->reply),
                  buffer_head(&s->reply.text));
         if (backend_failed(s, s->reply.code >= 500 ? BACKEND_GREETING_5XX : BACKEND_GREETING_4XX,
-                           text)) {
+                           text) ||
+            session_over(s)) {
             return 0;
         }
-    } else if (s->reply.code == 220) {
+        /* Only the connection opened after STARTTLS is left: its refusal
+         * ends the session (backend_restarted). */
+        return greeting_received(s);
+    }
+    if (s->reply.code == 220) {
         backends_greeted(&s->cfg->backend.targets[s->backend_target]);
     }
     if (s->cfg->backend.identity == IDENTITY_XCLIENT && s->reply.code == 220) {
@@ -580,6 +585,12 @@ static void connect_failed_locally(struct session *s, int err) {
                  "backend_connect_local_error");
 }
 
+/* fail_unavailable is the proxy's own answer when no backend can serve
+ * the client. */
+static void fail_unavailable(struct session *s) {
+    session_fail(s, "4.4.1", "Mail backend unavailable, try again later", "backend_unavailable");
+}
+
 /* fail_as_one_backend ends the session as a proxy with one backend always
  * did: the same log line, the same 421. */
 static void fail_as_one_backend(struct session *s, enum backend_failure why,
@@ -589,8 +600,7 @@ static void fail_as_one_backend(struct session *s, enum backend_failure why,
     case BACKEND_REFUSED:
         log_warning("session=%s event=backend_connect_failed backend=%s error=\"%s\"", s->id,
                     text, detail ? detail : "");
-        session_fail(s, "4.4.1", "Mail backend unavailable, try again later",
-                     "backend_unavailable");
+        fail_unavailable(s);
         break;
     case BACKEND_TIMEOUT:
         log_warning("session=%s event=backend_timeout backend=%s state=%s", s->id, text,
@@ -606,8 +616,16 @@ static void fail_as_one_backend(struct session *s, enum backend_failure why,
         break;
     case BACKEND_GREETING_4XX:
     case BACKEND_GREETING_5XX:
+        /* A backend that refused the proxy has nothing to say to the
+         * client (its 5xx would bounce the mail): the client hears what
+         * it hears when every backend is down. After STARTTLS the
+         * caller ends the session (backend_restarted). */
+        if (!s->backend_restart) {
+            fail_unavailable(s);
+        }
+        break;
     case BACKEND_FAILURE_COUNT:
-        break; /* the greeting is relayed (or, after STARTTLS, ends the session) */
+        break;
     }
 }
 

@@ -254,11 +254,12 @@ void process_backend_input(struct session *s);
 void connect_backend(struct session *s);
 void backend_connected(struct session *s);
 /* backend_failed: the backend connection failed before its greeting
- * (connecting, or waiting for the greeting). The target is marked down;
- * before the client was greeted the next one is tried (returns 1).
- * Otherwise (returns 0) the session goes on as with one backend: a
- * refused, timed-out or closed connection has failed it, and a 4xx/5xx
- * greeting is the caller's to relay. */
+ * (refused, timed out, closed, or a 4xx/5xx greeting the backend gave
+ * without knowing the client). The target is marked down; before the
+ * client was greeted the next one is tried (returns 1). Otherwise
+ * (returns 0) the session has failed with the proxy's own 421, except
+ * for a 4xx/5xx greeting on the connection opened after STARTTLS, which
+ * the caller ends (backend_restarted). */
 int backend_failed(struct session *s, enum backend_failure why, const char *detail);
 /* backend_restart ends the backend connection at STARTTLS. */
 void backend_restart(struct session *s);
