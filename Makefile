@@ -4,6 +4,7 @@
 #   make deps       install the Debian packages building and testing need
 #   make test       unit tests, sanitizer build, integration tests
 #   make fresh-check   make test in a fresh Debian 12 root (root, minutes)
+#   make container-check   build the images, mail through them (root, minutes)
 #   make demo       run the proxy on loopback with a demo backend
 #   make certs      the test PKI in certs/test/
 #   make geoip-db   a free country database for the demo
@@ -131,6 +132,13 @@ matrix: proxy/smtp-tls-proxy-asan certs
 .PHONY: fresh-check
 fresh-check:
 	sh .ci/fresh-check
+
+# The container images (Dockerfile, configs/compose/) built with buildah
+# and run with podman, mail sent through the proxy's to Postfix's (needs
+# root; not part of make test: test_deployment.py checks the files).
+.PHONY: container-check
+container-check: certs
+	sh .ci/container-check
 
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
