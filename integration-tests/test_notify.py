@@ -4,9 +4,11 @@ and the metrics endpoint accept, RELOADING=1 (with MONOTONIC_USEC) and
 READY=1 around a SIGHUP, good or not, and STOPPING=1 on SIGTERM. The
 test plays systemd: it binds the unix datagram socket itself."""
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -48,6 +50,20 @@ class NotifySocket:
         except BlockingIOError:
             pass
         return out
+
+    def recv_with_sender(self, timeout=10.0):
+        """One message and the pid the kernel says sent it (SO_PASSCRED)."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.settimeout(timeout)
+        try:
+            data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+        except socket.timeout:
+            raise AssertionError("no notification within %.0fs" % timeout)
+        pid = None
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", payload[:12])[0]
+        return data.decode(), pid
 
     def fill(self):
         """Queue datagrams until the socket takes no more: the proxy's next
@@ -197,6 +213,23 @@ class NotifyTest(unittest.TestCase):
         self.proxy.proc.wait(timeout=15)
         self.assertEqual(self.proxy.proc.returncode, 0, self.proxy.log())
         self.assertEqual(self.notify.pending(), [])
+
+    def test_ready_comes_from_the_privilege_separated_child(self):
+        # Started as root with [proxy] user, the process systemd starts
+        # is the parent; READY=1 comes from the child, which is why the
+        # unit says NotifyAccess=all.
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.notify.path, 0o777)
+        self.proxy.proxy_keys["user"] = "nobody"
+        self.proxy.start_notifying(self.notify.path)
+        self.addCleanup(self.proxy.stop)
+        data, sender = self.notify.recv_with_sender()
+        self.assertEqual(data, "READY=1\nSTATUS=serving")
+        m = re.search(r"event=privsep_parent pid=(\d+) child=(\d+)",
+                      self.proxy.wait_log("event=privsep_parent"))
+        self.assertEqual(int(m.group(1)), self.proxy.proc.pid)
+        self.assertEqual(sender, int(m.group(2)))
+        self.assertNotEqual(sender, self.proxy.proc.pid)
 
     def test_no_ready_when_a_port_cannot_be_bound(self):
         taken = socket.socket()
