@@ -557,39 +557,61 @@ struct config *config_parse_env(const char *path, const char *text, char *const 
     return c;
 }
 
-char *config_read_file(const char *path, size_t max, char *err, size_t errlen) {
-    FILE *f = fopen(path, "r");
+char *config_slurp(const char *path, size_t max, size_t *len, int *why) {
+    FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        *why = errno;
         return NULL;
     }
-    size_t cap = 8192, len = 0;
-    char *text = malloc(cap);
-    while (text != NULL) {
-        size_t n = fread(text + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0 || len > max) {
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    *why = 0;
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0 || n > max) {
             break;
         }
-        if (cap - len - 1 == 0) {
-            char *t = realloc(text, cap * 2);
-            if (t == NULL) {
-                free(text);
-                text = NULL;
+        if (cap - n - 1 == 0) {
+            char *grown = realloc(buf, cap * 2);
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
                 break;
             }
-            text = t;
+            buf = grown;
             cap *= 2;
         }
     }
-    int bad = ferror(f) || text == NULL || len > max;
+    if (buf == NULL) {
+        *why = ENOMEM;
+    } else if (ferror(f)) {
+        *why = errno ? errno : EIO;
+    } else if (n > max) {
+        *why = EFBIG;
+    }
     fclose(f);
-    if (bad) {
-        free(text);
+    if (*why != 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+char *config_read_file(const char *path, size_t max, char *err, size_t errlen) {
+    size_t len;
+    int why;
+    char *text = config_slurp(path, max, &len, &why);
+    if (text == NULL && why != EFBIG && why != ENOMEM && why != EIO) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(why));
+        return NULL;
+    }
+    if (text == NULL) {
         snprintf(err, errlen, "%s: cannot read (or larger than %zu KiB)", path, max / 1024);
         return NULL;
     }
-    text[len] = '\0';
     if (memchr(text, '\0', len) != NULL) {
         free(text);
         snprintf(err, errlen, "%s: holds a NUL byte; not a text file", path);

@@ -250,6 +250,12 @@ void config_free(struct config *cfg);
 void config_verror(char *err, size_t errlen, const char *path, int line, const char *fmt,
                    va_list ap);
 
+/* config_slurp reads the whole file at |path|, binary or not, at most
+ * |max| octets, into a malloc'ed buffer with a NUL after the last octet
+ * (*len octets). NULL with *why an errno value: the open's or the read's,
+ * EFBIG (larger than |max|) or ENOMEM. */
+char *config_slurp(const char *path, size_t max, size_t *len, int *why);
+
 /* config_read_file reads the whole file at |path| (at most |max| octets,
  * no NUL) into a new NUL-terminated string. Returns it, or NULL with
  * |err| saying why. */

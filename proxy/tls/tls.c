@@ -138,40 +138,18 @@ int tls_read_file(const char *path, uint8_t **out, size_t *len, char *err, size_
     if (file_reader != NULL) {
         return file_reader(file_reader_arg, path, out, len, err, errlen);
     }
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    int why;
+    char *buf = config_slurp(path, TLS_FILE_MAX, len, &why);
+    if (buf == NULL) {
+        if (why == EFBIG || why == ENOMEM) {
+            snprintf(err, errlen, "cannot read %s: %s", path,
+                     why == EFBIG ? "larger than 1 MiB" : "out of memory");
+        } else {
+            snprintf(err, errlen, "cannot open %s: %s", path, strerror(why));
+        }
         return 0;
     }
-    size_t cap = 16384, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf != NULL) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0 || n > TLS_FILE_MAX) {
-            break;
-        }
-        if (n == cap) {
-            uint8_t *grown = realloc(buf, cap * 2);
-            if (grown == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (buf == NULL || bad || n > TLS_FILE_MAX) {
-        snprintf(err, errlen, "cannot read %s%s", path,
-                 buf == NULL ? ": out of memory" : n > TLS_FILE_MAX ? ": larger than 1 MiB" : "");
-        free(buf);
-        return 0;
-    }
-    *out = buf;
-    *len = n;
+    *out = (uint8_t *)buf;
     return 1;
 }
 
