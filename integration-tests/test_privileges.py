@@ -1,6 +1,6 @@
 """Privileges: started as root with [proxy] user, the proxy binds and
 reads its keys as root, then runs as the user under a privileged parent
-that reads root-only key files for reloads (ARCHITECTURE.md §7). It
+that reads root-only key files for reloads (ARCHITECTURE.md §3.1). It
 refuses to go on as root without user unless allow_root = yes, and a
 non-root user on high ports needs none of this."""
 import os
@@ -155,6 +155,43 @@ class PrivilegeSeparationTest(unittest.TestCase):
         self.assertIn("event=watch_reload", p.log())
         self.assertEqual(fingerprint(p.port("smtps")),
                          file_fingerprint(os.path.join(CERTS, "mx-rsa.crt")))
+
+    def test_the_parent_reads_no_file_the_user_could_redirect(self):
+        # An OCSP file in a directory the proxy's user owns: a compromised
+        # proxy could replace it with a link to any file. The parent
+        # refuses it at reload and sends no byte of it.
+        nobody = pwd.getpwnam(USER)
+        users = os.path.join(self.dir, "users")
+        os.makedirs(users)
+        os.chown(users, nobody.pw_uid, nobody.pw_gid)
+        secret = os.path.join(self.keys, "secret.txt")
+        with open(secret, "w") as f:
+            f.write("root-only-secret-0123456789\n")
+        os.chmod(secret, 0o600)
+        os.symlink(secret, os.path.join(users, "ocsp.der"))
+        p = self.make_proxy()
+        p.extra += "ocsp = %s\n" % os.path.join(users, "ocsp.der")
+        self.start(p)
+        before = fingerprint(p.port("smtps"))
+        p.signal(signal.SIGHUP)
+        p.wait_log("privsep_files_sent")
+        text = p.wait_log("generation=2")
+        self.assertIn("the privileged parent reads no file that the proxy's user could redirect",
+                      text)
+        self.assertNotIn("root-only-secret", text)
+        self.assertEqual(fingerprint(p.port("smtps")), before)
+
+    def test_the_unprivileged_proxy_cannot_regain_privileges(self):
+        p = self.start(self.make_proxy())
+        child = self.proxy_child(p)
+        with open("/proc/%d/status" % child) as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        self.assertEqual(status["NoNewPrivs"].strip(), "1")
+        self.assertEqual(int(status["CapEff"], 16), 0)
+        self.assertEqual(int(status["CapPrm"], 16), 0)
+        nobody = pwd.getpwnam(USER)
+        self.assertNotIn("0", status["Groups"].split())
+        self.assertEqual(status["Gid"].split(), [str(nobody.pw_gid)] * 4)
 
     def test_reload_with_a_broken_root_only_key_keeps_the_served_certificate(self):
         p = self.start(self.make_proxy())

@@ -227,12 +227,26 @@ static int drop_privileges(const char *path, struct snapshot *snap, char *err, s
         return 0;
     }
     privsep_set_parent_hook(watch_in_parent);
-    if (!privsep_start(path, uid, gid, parent_cleanup, snap, err, errlen)) {
+    if (!privsep_start(path, cfg->user, uid, gid, parent_cleanup, snap, err, errlen)) {
         return 0;
     }
     log_info("event=privileges_dropped user=%s uid=%u gid=%u parent=%ld", cfg->user,
              (unsigned)uid, (unsigned)gid, (long)getppid());
     return 1;
+}
+
+static int same_text(const char *a, const char *b) {
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* warn_restart_keys: who the proxy runs as is settled at start; a
+ * reload that changes it says so (the rest of the reload applies). */
+static void warn_restart_keys(const struct config *a, const struct config *b) {
+    if (!same_text(a->user, b->user) || !same_text(a->group, b->group) ||
+        a->allow_root != b->allow_root) {
+        log_warning("event=reload_needs_restart keys=\"user group allow_root\" reason=\"the "
+                    "process runs as it started; restart to apply\"");
+    }
 }
 
 /* same_listeners: sockets are opened once, so a reload may change
@@ -314,6 +328,7 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents) {
     }
     struct snapshot *cur = snapshot_acquire();
     int same = same_listeners(cur->cfg, next->cfg);
+    warn_restart_keys(cur->cfg, next->cfg);
     snapshot_release(cur);
     if (!same) {
         log_error("event=reload result=failed reason=\"listeners changed; restart to apply\"");
@@ -490,13 +505,6 @@ int main(int argc, char **argv) {
     config_path = opt.config_path;
     log_set_level(opt.debug ? LOG_LEVEL_DEBUG : (enum log_level)snap->cfg->log_level);
     log_set_format((enum log_format)snap->cfg->log_format);
-    /* Before privileges are dropped: the log file may be root's. */
-    if (!log_set_target((enum log_output)snap->cfg->log_target, snap->cfg->log_facility,
-                        snap->cfg->log_file, err, sizeof(err))) {
-        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
-        snapshot_release(snap);
-        return 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     /* A reload or reopen request while starting (logrotate during a
      * restart) must not kill the proxy; the watchers below take over. */
@@ -504,6 +512,15 @@ int main(int argc, char **argv) {
     signal(SIGHUP, SIG_IGN);
     if (!drop_privileges(opt.config_path, snap, err, sizeof(err))) {
         fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        return 1;
+    }
+    /* After the drop: the log file is the user's to create and to make
+     * anew after logrotate (SIGUSR1), as state_dir is; the privileged
+     * parent keeps logging to stderr. */
+    if (!log_set_target((enum log_output)snap->cfg->log_target, snap->cfg->log_facility,
+                        snap->cfg->log_file, err, sizeof(err))) {
+        fprintf(stderr, "smtp-tls-proxy: %s\n", err);
+        snapshot_release(snap);
         return 1;
     }
     snapshot_publish(snap);

@@ -22,6 +22,8 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <openssl/mem.h>
 #include <poll.h>
@@ -33,12 +35,15 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "config/config.h"
+#include "core/addr.h"
 #include "core/log.h"
-#include "tls/tls.h"
+#include "core/path_links.h"
 
 /* A bundle is bounded: a configuration and a few files per certificate. */
 #define BUNDLE_MAX (64u << 20)
@@ -158,7 +163,143 @@ static privsep_parent_hook *parent_hook;
 
 static void parent_fire(void *arg) {
     (void)arg;
-    kill(child_pid, SIGHUP); /* the child asks for the files, as on SIGHUP */
+    /* The child asks for the files, as on SIGHUP. */
+    if (kill(child_pid, SIGHUP) != 0) {
+        log_error("event=privsep_signal_failed signal=%d child=%ld reason=\"%s\"", SIGHUP,
+                  (long)child_pid, strerror(errno));
+    }
+}
+
+static uid_t child_uid;
+static gid_t child_gid;
+
+/* writable_by_child: could the proxy's user change what |st| is or
+ * holds? Owned by it, or writable by its group or by anyone (a sticky
+ * directory protects entries owned by others, so it passes). */
+static int writable_by_child(const struct stat *st) {
+    if (st->st_uid == child_uid) {
+        return 1;
+    }
+    if ((st->st_mode & S_IWGRP) && st->st_gid == child_gid) {
+        return 1;
+    }
+    return (st->st_mode & S_IWOTH) && !(S_ISDIR(st->st_mode) && (st->st_mode & S_ISVTX));
+}
+
+/* parent_read reads a file of the configuration as root, refusing what
+ * the proxy's user could have redirected: the file and every directory
+ * on its real path (symbolic links resolved, as certbot's live/ ->
+ * archive/ links are) must be out of the user's reach, and the file
+ * must be a regular file (a FIFO would block the parent). Otherwise a
+ * compromised proxy could plant a link to any file in a path it can
+ * write and have root read it. */
+/* out_of_reach: neither |path| nor a directory above it (all of them
+ * lstat'ed, none followed) is the user's to change. */
+static int out_of_reach(const char *path) {
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf) || buf[0] != '/') {
+        return 0;
+    }
+    for (char *slash = buf;; slash = strchr(slash + 1, '/')) {
+        char saved = 0;
+        if (slash != NULL) {
+            saved = slash[1];
+            slash[1] = '\0';
+        }
+        struct stat st;
+        int bad = lstat(buf, &st) != 0 || writable_by_child(&st);
+        if (slash != NULL) {
+            slash[1] = saved;
+        }
+        if (bad) {
+            return 0;
+        }
+        if (slash == NULL) {
+            return 1;
+        }
+    }
+}
+
+static long parent_readlink(const char *path, char *buf, size_t size, void *ctx) {
+    (void)ctx;
+    ssize_t n = readlink(path, buf, size);
+    return n < 0 ? -1 : (long)n;
+}
+
+/* check_entry: one directory entry the path depends on (every link on
+ * the way, and the file). */
+static void check_entry(const char *dir, const char *name, void *arg) {
+    int *ok = arg;
+    char full[PATH_MAX];
+    if (snprintf(full, sizeof(full), "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, name) >=
+            (int)sizeof(full) ||
+        !out_of_reach(full)) {
+        *ok = 0;
+    }
+}
+
+static int parent_read(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen) {
+    char cwd[PATH_MAX], real[PATH_MAX];
+    int ok = 1;
+    if (getcwd(cwd, sizeof(cwd)) == NULL ||
+        path_links_each(path, cwd, parent_readlink, NULL, check_entry, &ok) < 0) {
+        ok = 0;
+    }
+    if (realpath(path, real) == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return 0;
+    }
+    if (!ok || !out_of_reach(real)) {
+        snprintf(err, errlen, "cannot open %s: the privileged parent reads no file that the "
+                              "proxy's user could redirect (the file, a link on the way or a "
+                              "directory above them is writable by it)", path);
+        return 0;
+    }
+    int fd = open(real, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+        snprintf(err, errlen, "cannot open %s: %s", path,
+                 fd < 0 ? strerror(errno) : "not a regular file of at most 1 MiB");
+        if (fd >= 0) {
+            close(fd);
+        }
+        return 0;
+    }
+    uint8_t *buf = malloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    while (buf != NULL && n < (size_t)st.st_size) {
+        ssize_t got = read(fd, buf + n, (size_t)st.st_size - n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        n += (size_t)got;
+    }
+    close(fd);
+    if (buf == NULL || n != (size_t)st.st_size) {
+        snprintf(err, errlen, "cannot read %s", path);
+        free(buf);
+        return 0;
+    }
+    *out = buf;
+    *len = n;
+    return 1;
+}
+
+/* The parent needs only the paths of a configuration: it never asks DNS
+ * (as root, and a slow answer would stall the child's reload). */
+static size_t no_dns(const char *host, struct net_addr *out, size_t max, char *err,
+                     size_t errlen) {
+    (void)host;
+    (void)err;
+    (void)errlen;
+    if (max == 0) {
+        return 0;
+    }
+    char why[64];
+    return net_addr_parse("127.0.0.1:1", out, why, sizeof(why)) ? 1 : 0;
 }
 
 void privsep_set_parent_hook(privsep_parent_hook *hook) {
@@ -193,8 +334,13 @@ static int send_files(int fd) {
     char *text;
     struct config *cfg = parent_config(&text, err, sizeof(err));
     if (cfg == NULL) {
+        /* The reason may quote a file the parent read as root (a CIDR
+         * list): it goes to the parent's log, not to the child. */
+        log_error("event=privsep_config_failed reason=\"%s\"", err);
         free(text);
-        return write_u32(fd, 1) && write_blob(fd, err, strlen(err));
+        static const char generic[] = "the privileged parent cannot read the configuration "
+                                      "(its log, on stderr, says why)";
+        return write_u32(fd, 1) && write_blob(fd, generic, strlen(generic));
     }
     const char *paths[BUNDLE_FILES_MAX];
     size_t n = 0;
@@ -213,7 +359,7 @@ static int send_files(int fd) {
         uint8_t *data = NULL;
         size_t len = 0;
         char why[400];
-        int readable = tls_read_file(paths[i], &data, &len, why, sizeof(why));
+        int readable = parent_read(paths[i], &data, &len, why, sizeof(why));
         ok = write_blob(fd, paths[i], strlen(paths[i])) && write_u32(fd, (uint32_t)readable) &&
              (readable ? write_blob(fd, data, len) : write_blob(fd, why, strlen(why)));
         if (data != NULL) {
@@ -234,9 +380,13 @@ static void on_request(struct ev_loop *loop, ev_io *w, int revents) {
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
         return;
     }
+    if (n > 0 && req != 'R') {
+        log_error("event=privsep_bad_request byte=%d: the proxy is stopped", (unsigned char)req);
+        kill(child_pid, SIGKILL);
+    }
     if (n <= 0 || req != 'R' || !send_files(w->fd)) {
-        /* The child is gone or talks nonsense: stop serving it; the
-         * child watcher ends the parent. */
+        /* The child is gone, talks nonsense or does not read (the send
+         * timeout): stop serving it; the child watcher ends the parent. */
         ev_io_stop(loop, w);
     }
 }
@@ -244,13 +394,10 @@ static void on_request(struct ev_loop *loop, ev_io *w, int revents) {
 static void on_parent_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     (void)loop;
     (void)revents;
-    if (w->signum == SIGUSR1) {
-        char why[256]; /* the parent's own lines follow logrotate too */
-        if (!log_reopen(why, sizeof(why))) {
-            log_error("event=log_reopen result=failed process=parent reason=\"%s\"", why);
-        }
+    if (kill(child_pid, w->signum) != 0) {
+        log_error("event=privsep_signal_failed signal=%d child=%ld reason=\"%s\"", w->signum,
+                  (long)child_pid, strerror(errno));
     }
-    kill(child_pid, w->signum);
 }
 
 static int child_status;
@@ -264,12 +411,22 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents) {
 static void run_parent(int fd) {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     parent_loop = loop;
+    config_set_resolver(no_dns);
+    /* A child that asks and does not read cannot wedge the parent. */
+    struct timeval tv = {.tv_sec = FETCH_TIMEOUT_MS / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     ev_io io;
     ev_io_init(&io, on_request, fd, EV_READ);
     ev_io_start(loop, &io);
     ev_child cw;
     ev_child_init(&cw, on_child, child_pid, 0);
     ev_child_start(loop, &cw);
+    /* A child that ended before the loop caught SIGCHLD is not seen by
+     * the watcher: look once by hand. */
+    int early;
+    if (waitpid(child_pid, &early, WNOHANG) == child_pid) {
+        _exit(WIFEXITED(early) ? WEXITSTATUS(early) : 128 + WTERMSIG(early));
+    }
     static const int forwarded[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
     ev_signal sig[sizeof(forwarded) / sizeof(forwarded[0])];
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) {
@@ -294,8 +451,10 @@ static void run_parent(int fd) {
 
 /* ---- the child ---- */
 
-static int drop_to(uid_t uid, gid_t gid, char *err, size_t errlen) {
-    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+static int drop_to(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen) {
+    /* The user's supplementary groups come along (a backend's unix
+     * socket may be reachable through one, e.g. postfix's). */
+    if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
         snprintf(err, errlen, "cannot drop privileges to uid %u gid %u: %s", (unsigned)uid,
                  (unsigned)gid, strerror(errno));
         return 0;
@@ -304,10 +463,16 @@ static int drop_to(uid_t uid, gid_t gid, char *err, size_t errlen) {
         snprintf(err, errlen, "privileges were not dropped for good (uid %u)", (unsigned)uid);
         return 0;
     }
+    /* No way back through a setuid program, and no core dump or ptrace
+     * by the same uid: the process holds private keys. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "prctl: %s", strerror(errno));
+        return 0;
+    }
     return 1;
 }
 
-int privsep_start(const char *config_path, uid_t uid, gid_t gid,
+int privsep_start(const char *config_path, const char *user, uid_t uid, gid_t gid,
                   void (*parent_cleanup)(void *), void *arg, char *err, size_t errlen) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -326,6 +491,8 @@ int privsep_start(const char *config_path, uid_t uid, gid_t gid,
     if (pid > 0) {
         close(sv[1]);
         child_pid = pid;
+        child_uid = uid;
+        child_gid = gid;
         parent_config_path = config_path;
         if (parent_cleanup != NULL) {
             parent_cleanup(arg);
@@ -336,7 +503,7 @@ int privsep_start(const char *config_path, uid_t uid, gid_t gid,
     close(sv[0]);
     channel = sv[1];
     separated = 1;
-    if (!drop_to(uid, gid, err, errlen)) {
+    if (!drop_to(user, uid, gid, err, errlen)) {
         return 0;
     }
     /* Set after the drop (a credential change clears it): the proxy stops
@@ -424,7 +591,7 @@ struct privsep_bundle *privsep_fetch(char *err, size_t errlen) {
     return b;
 broken:
     snprintf(err, errlen, "no answer from the privileged parent (%s)",
-             errno ? strerror(errno) : "closed");
+             errno ? strerror(errno) : "closed or timed out");
     privsep_bundle_free(b);
     /* The stream's position is lost: a half-read answer cannot be
      * resynchronised, so no further request is made (reloads fail with

@@ -16,8 +16,10 @@
  *    served without the child ever being able to read them itself.
  *
  * The child can only ask for "the files of the configuration": the parent
- * decides which files those are from its own reading of the file, so a
- * compromised child cannot make it read anything else.
+ * decides which files those are from its own reading of the file, and
+ * reads none that the child's user could redirect (a link planted in a
+ * directory it can write), so a compromised child cannot make it read
+ * anything else.
  */
 #ifndef SMTP_TLS_PROXY_PRIVSEP_H
 #define SMTP_TLS_PROXY_PRIVSEP_H
@@ -42,7 +44,7 @@ int privsep_resolve(const struct config *cfg, uid_t *uid, gid_t *gid, char *err,
  * and returns 1, or 0 with |err| set (the drop failed: the caller must
  * exit). |config_path| NULL: the embedded default (which names files
  * too). Before any thread or event loop exists. */
-int privsep_start(const char *config_path, uid_t uid, gid_t gid,
+int privsep_start(const char *config_path, const char *user, uid_t uid, gid_t gid,
                   void (*parent_cleanup)(void *), void *arg, char *err, size_t errlen);
 
 /* A hook the parent runs with the configuration it read, once its loop
