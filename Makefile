@@ -143,7 +143,7 @@ container-check: certs
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello report failmem proxy_header
+FUZZ_TARGETS := data_scan smtp_reply config smtp_cmd tls_hello report failmem proxy_header der
 FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -isystem $(SSL_INC) -Iproxy \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 proxy/fuzz/fuzz_data_scan: proxy/fuzz/fuzz_data_scan.c proxy/protocol/data_scan.c proxy/core/buffer.c
@@ -167,6 +167,9 @@ proxy/fuzz/fuzz_failmem: proxy/fuzz/fuzz_failmem.c proxy/core/failmem.c proxy/co
 	clang $(FUZZ_CFLAGS) -o $@ $^
 proxy/fuzz/fuzz_proxy_header: proxy/fuzz/fuzz_proxy_header.c proxy/protocol/proxy_header.c \
                               proxy/protocol/identity.c proxy/core/buffer.c proxy/core/addr.c
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+proxy/fuzz/fuzz_der: proxy/fuzz/fuzz_der.c proxy/protocol/der.c proxy/protocol/ocsp.c
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
 fuzz: $(FUZZ_TARGETS:%=proxy/fuzz/fuzz_%)
