@@ -97,7 +97,7 @@ class SystemdUnitTest(unittest.TestCase):
         self.unit = unit_for_this_machine(self.dir)
 
     def test_verify_accepts_the_unit(self):
-        r = run(["systemd-analyze", "verify", self.unit])
+        r = run(["systemd-analyze", "verify", "--man=no", self.unit])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         # verify warns on stderr (unknown keys, bad values) and still exits 0.
         self.assertNotIn("smtp-tls-proxy.service:", r.stdout + r.stderr)
@@ -117,7 +117,7 @@ class SystemdUnitTest(unittest.TestCase):
         os.makedirs(dropins)
         shutil.copy(DROPIN, dropins)
         env = {"SYSTEMD_UNIT_PATH": self.dir + ":"}
-        r = run(["systemd-analyze", "verify", self.unit], env=env)
+        r = run(["systemd-analyze", "verify", "--man=no", self.unit], env=env)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("smtp-tls-proxy.service", r.stdout + r.stderr)
         r = run(["systemd-analyze", "security", "--offline=true", self.unit], env=env)

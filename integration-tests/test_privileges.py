@@ -268,6 +268,11 @@ class UnprivilegedUserTest(unittest.TestCase):
             shutil.copyfile(os.path.join(CERTS, "mx-ecdsa" + ext), os.path.join(certs, "c" + ext))
             os.chown(os.path.join(certs, "c" + ext), nobody.pw_uid, nobody.pw_gid)
         os.chmod(os.path.join(certs, "c.key"), 0o600)
+        # The checkout may sit where the user cannot reach it (/root): run
+        # a copy of the binary from a directory it can.
+        binary = os.path.join(self.dir, "smtp-tls-proxy")
+        shutil.copy(PROXY_BIN, binary)
+        os.chmod(binary, 0o755)
         p = Proxy(self.dir, "%s:%d" % self.sink.address,
                   listeners=[{"name": "smtps", "kind": "submissions"}],
                   extra="\n[certificate c]\ncert = %s/c.crt\nkey = %s/c.key\n" % (certs, certs))
@@ -280,7 +285,7 @@ class UnprivilegedUserTest(unittest.TestCase):
             os.setgroups([])
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
-        proc = subprocess.Popen([PROXY_BIN, "-c", p.conf_path], stdout=log,
+        proc = subprocess.Popen([binary, "-c", p.conf_path], stdout=log,
                                 stderr=subprocess.STDOUT, env=env, preexec_fn=become)
         try:
             from peers import wait_port
