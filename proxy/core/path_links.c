@@ -26,19 +26,19 @@ static void report(char *done, size_t dlen, void (*entry)(const char *, const ch
 
 int path_links_each(const char *path, const char *cwd, path_readlink_fn readlink_fn, void *ctx,
                     void (*entry)(const char *dir, const char *name, void *arg), void *arg) {
-    char todo[PATH_MAX]; /* what is left to resolve, absolute */
+    char pending[PATH_MAX]; /* what is left to resolve, absolute */
     char done[PATH_MAX]; /* the part resolved: no links in it; "" is the root */
     char link[PATH_MAX], next[PATH_MAX];
     int calls = 0, links = 0;
-    int w = path[0] == '/' ? snprintf(todo, sizeof(todo), "%s", path)
-                           : snprintf(todo, sizeof(todo), "%s/%s", cwd, path);
-    if (w < 0 || (size_t)w >= sizeof(todo)) {
+    int w = path[0] == '/' ? snprintf(pending, sizeof(pending), "%s", path)
+                           : snprintf(pending, sizeof(pending), "%s/%s", cwd, path);
+    if (w < 0 || (size_t)w >= sizeof(pending)) {
         return -1;
     }
 restart:;
     size_t dlen = 0;
     done[0] = '\0';
-    const char *p = todo;
+    const char *p = pending;
     for (;;) {
         while (*p == '/') {
             p++;
@@ -93,7 +93,7 @@ restart:;
         if (w < 0 || (size_t)w >= sizeof(next)) {
             return -1;
         }
-        memcpy(todo, next, (size_t)w + 1);
+        memcpy(pending, next, (size_t)w + 1);
         goto restart;
     }
     if (dlen == 0) {
