@@ -238,6 +238,12 @@ typedef size_t config_resolver_fn(const char *host, struct net_addr *out, size_t
  * it. For tests and the fuzzer, which must not depend on DNS. */
 void config_set_resolver(config_resolver_fn *fn);
 
+/* config_resolve_nothing is a resolver for readers that need only the
+ * files a configuration names (healthcheck, the privileged parent): it
+ * asks no DNS and gives every name 127.0.0.1, never contacted. */
+size_t config_resolve_nothing(const char *host, struct net_addr *out, size_t max, char *err,
+                              size_t errlen);
+
 /* config_load reads the file at |path| and parses it. */
 struct config *config_load(const char *path, char *err, size_t errlen);
 

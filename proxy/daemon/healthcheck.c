@@ -35,23 +35,6 @@ static const char healthcheck_usage[] =
     "  Exits 0 on 200, 1 otherwise (also without [metrics] address).\n"
     "  --timeout  seconds for the whole request (default 5)\n";
 
-/* Any name resolves, to an address never contacted: see the top. */
-static size_t no_dns(const char *host, struct net_addr *out, size_t max, char *err,
-                     size_t errlen) {
-    (void)host;
-    (void)err;
-    (void)errlen;
-    if (max == 0) {
-        return 0;
-    }
-    memset(out, 0, sizeof(*out));
-    struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
-    sin->sin_family = AF_INET;
-    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    out->len = sizeof(*sin);
-    return 1;
-}
-
 static double now_monotonic(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -204,7 +187,7 @@ int healthcheck_main(int argc, char **argv) {
         }
     }
     char err[512];
-    config_set_resolver(no_dns);
+    config_set_resolver(config_resolve_nothing);
     struct config *cfg = path ? config_load(path, err, sizeof(err))
                               : config_parse_env("(embedded default)", default_config_text,
                                                  environ, err, sizeof(err));

@@ -41,7 +41,6 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "core/addr.h"
 #include "core/log.h"
 #include "core/path_links.h"
 
@@ -288,20 +287,6 @@ static int parent_read(const char *path, uint8_t **out, size_t *len, char *err, 
     return 1;
 }
 
-/* The parent needs only the paths of a configuration: it never asks DNS
- * (as root, and a slow answer would stall the child's reload). */
-static size_t no_dns(const char *host, struct net_addr *out, size_t max, char *err,
-                     size_t errlen) {
-    (void)host;
-    (void)err;
-    (void)errlen;
-    if (max == 0) {
-        return 0;
-    }
-    char why[64];
-    return net_addr_parse("127.0.0.1:1", out, why, sizeof(why)) ? 1 : 0;
-}
-
 void privsep_set_parent_hook(privsep_parent_hook *hook) {
     parent_hook = hook;
 }
@@ -411,7 +396,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents) {
 static void run_parent(int fd) {
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     parent_loop = loop;
-    config_set_resolver(no_dns);
+    config_set_resolver(config_resolve_nothing);
     /* A child that asks and does not read cannot wedge the parent. */
     struct timeval tv = {.tv_sec = FETCH_TIMEOUT_MS / 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
