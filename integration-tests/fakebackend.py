@@ -20,13 +20,19 @@ class ScriptedBackend:
     for each in a thread; |received| is a list the handler appends what
     it read to, for the test to inspect."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, sock=None):
+        """|sock|: a listening socket made by the caller (a unix one, say)
+        instead of a TCP port on 127.0.0.1."""
         self.handler = handler
-        self.port = free_port()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(16)
+        if sock is None:
+            self.port = free_port()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            sock.listen(16)
+        else:
+            self.port = None
+        self.sock = sock
         self.sock.settimeout(0.2)
         self.received = []
         self.connections = 0

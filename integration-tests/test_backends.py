@@ -49,56 +49,35 @@ def proxy_header_then_close(conn, received):
     read_line(conn, received)
 
 
-class UnixBacklogBackend:
+class UnixBacklogBackend(ScriptedBackend):
     """An MTA on an AF_UNIX socket whose listen backlog (0) is full: one
     connection of its own waits unaccepted in it, so a non-blocking
     connect gets EAGAIN until open() takes that one and starts serving
     (legacy_mta, recording into |record|)."""
 
     def __init__(self, path, record):
-        self.path = path
-        self.handler = legacy_mta(record)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
         os.chmod(path, 0o666)
-        self.sock.listen(0)
-        self.sock.settimeout(0.2)
+        sock.listen(0)
+        super().__init__(legacy_mta(record), sock=sock)
+        self.path = path
         self.filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.filler.settimeout(10)
         self.filler.connect(path)  # the backlog's one place
-        self.stopping = False
-        self.thread = None
+        self.started = False
 
     def open(self):
         self.filler.close()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(10)
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn):
-        try:
-            self.handler(conn, [])
-        except OSError:
-            pass
-        finally:
-            conn.close()
+        self.started = True
+        self.start()
 
     def stop(self):
-        self.stopping = True
-        if self.thread is not None:
-            self.thread.join(timeout=5)
         self.filler.close()
-        self.sock.close()
+        if self.started:
+            super().stop()
+        else:
+            self.sock.close()
 
 
 def message(tag, n):
