@@ -68,7 +68,14 @@ class UnixBacklogBackend(ScriptedBackend):
         self.started = False
 
     def open(self):
+        """Frees the backlog before returning: the filler's connection is
+        taken off the queue here, not by the serving thread later (a
+        client sent right after open() would otherwise race it)."""
         self.filler.close()
+        self.sock.settimeout(10)
+        conn, _ = self.sock.accept()
+        conn.close()
+        self.sock.settimeout(0.2)
         self.started = True
         self.start()
 
