@@ -11,6 +11,7 @@
 #   make bazel      the same binary, built by Bazel
 #   make fuzz       libFuzzer on the pure modules (FUZZ_SECONDS each)
 #   make man        man/smtp-tls-proxy.conf.5, generated from the key table
+#   make bench      benchmark against direct, nginx mail and hitch (BENCH_ARGS=)
 #   make install    binary, man pages, systemd unit, example configuration
 #                   (PREFIX=/usr/local, DESTDIR=; see README "Installing")
 #   make uninstall  removes them (never /etc/smtp-tls-proxy/smtp-tls-proxy.conf)
@@ -139,6 +140,14 @@ fresh-check:
 .PHONY: container-check
 container-check: certs
 	sh .ci/container-check
+
+# The benchmark (not part of make test: it prints figures and asserts
+# nothing): smtp-tls-proxy against a direct connection to the sink, nginx's
+# mail proxy and hitch, interleaved in one run (tools/bench/README.md).
+# BENCH_ARGS passes options through, e.g. BENCH_ARGS=--quick.
+.PHONY: bench
+bench: $(BIN) certs tools
+	$(PYTHON) tools/bench/bench.py $(BENCH_ARGS)
 
 # libFuzzer targets for the pure modules; each runs FUZZ_SECONDS from the
 # committed seeds (new inputs go to a scratch directory).
