@@ -191,6 +191,8 @@ struct config {
     int tls_watch;             /* [tls] watch: reload on certificate file changes */
     double tls_watch_delay;    /* debounce */
     double tls_expiry_warning; /* warn of certificates expiring within this */
+    int tls_session_tickets;   /* [tls] session_tickets: resumption by ticket */
+    double tls_ticket_rotation; /* a ticket key seals this long, opens twice (tls/tickets.h) */
 
     struct listener_config *listeners;
     size_t nlisteners;

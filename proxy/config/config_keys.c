@@ -36,6 +36,8 @@
 #define CONFIG_CIDR_FILE_MAX (4u << 20)
 /* How early an expiring certificate is warned about, at most. */
 #define CONFIG_EXPIRY_WARNING_MAX (365 * 86400)
+/* RFC 8446 4.6.1: a ticket lives at most seven days. */
+#define CONFIG_TICKET_ROTATION_MAX (7 * 86400)
 
 /* ---- names of the enumerated values ---- */
 
@@ -756,6 +758,11 @@ static const struct config_key keys[] = {
     {SECTION_TLS, "expiry_warning", KEY_DURATION, PROXY(tls_expiry_warning), 0,
      CONFIG_EXPIRY_WARNING_MAX, NULL, "30d",
      "at load and reload, warn of certificates expiring within this"},
+    {SECTION_TLS, "session_tickets", KEY_BOOL, PROXY(tls_session_tickets), 0, 0, NULL, "yes",
+     "resume TLS sessions by ticket; keys kept across reloads"},
+    {SECTION_TLS, "ticket_rotation", KEY_DURATION, PROXY(tls_ticket_rotation), 0,
+     CONFIG_TICKET_ROTATION_MAX, NULL, "12h",
+     "a new ticket key this often; tickets live this long (at most 7d)"},
     {SECTION_CERTIFICATE, "cert", KEY_STRING, CERT(cert_path), 0, 0, NULL, NULL,
      "PEM chain, leaf first"},
     {SECTION_CERTIFICATE, "key", KEY_STRING, CERT(key_path), 0, 0, NULL, NULL,

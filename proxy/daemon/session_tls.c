@@ -91,9 +91,11 @@ static void tls_established(struct session *s) {
     const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     snprintf(s->sni, sizeof(s->sni), "%s", sni ? sni : "");
     char sni_log[80];
-    log_info("session=%s event=tls mode=%s version=%s cipher=%s group=%s sni=%s", s->id,
-             s->tls_mode, s->tls_version, s->tls_cipher, s->tls_group[0] ? s->tls_group : "-",
-             s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-");
+    log_info("session=%s event=tls mode=%s version=%s cipher=%s group=%s sni=%s resumed=%s",
+             s->id, s->tls_mode, s->tls_version, s->tls_cipher,
+             s->tls_group[0] ? s->tls_group : "-",
+             s->sni[0] ? log_sanitize(sni_log, sizeof(sni_log), s->sni, strlen(s->sni)) : "-",
+             SSL_session_reused(ssl) ? "yes" : "no");
     metrics_handshake(s->host->metrics, session_listener_index(s),
                       metrics_tls_of(s->tls_version), s->tls_group);
     /* A client that completes a handshake can do TLS with us: whatever

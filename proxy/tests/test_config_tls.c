@@ -410,8 +410,29 @@ UNIT_TEST(config_tls_section_bad_handshake_timeout_is_an_error_on_its_line) {
 UNIT_TEST(config_tls_section_unknown_key_names_its_line) {
     check_error(TBASE SMTP_L "[tls]\n"                 /* 13 */
                              "groups = X25519\n"       /* 14 */
-                             "session_tickets = no\n", /* 15 */
-                15, "session_tickets", __LINE__);
+                             "session_ticket = no\n",  /* 15 */
+                15, "session_ticket", __LINE__);
+}
+
+UNIT_TEST(config_tls_session_tickets_default_on_with_a_twelve_hour_rotation) {
+    struct config *c = parse_ok(TBASE SMTP_L, __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->tls_session_tickets, 1);
+        CHECK(c->tls_ticket_rotation == 12 * 3600);
+    }
+    config_free(c);
+    c = parse_ok(TBASE SMTP_L "[tls]\nsession_tickets = no\nticket_rotation = 30m\n", __LINE__);
+    if (c != NULL) {
+        CHECK_INT(c->tls_session_tickets, 0);
+        CHECK(c->tls_ticket_rotation == 1800);
+    }
+    config_free(c);
+}
+
+UNIT_TEST(config_tls_ticket_rotation_beyond_seven_days_is_an_error_on_its_line) {
+    /* RFC 8446 4.6.1: a ticket lives seven days at most. */
+    check_error(TBASE SMTP_L "[tls]\nticket_rotation = 8d\n", 14, NULL, __LINE__);
+    check_error(TBASE SMTP_L "[tls]\nticket_rotation = 0\n", 14, NULL, __LINE__);
 }
 
 /* ---- [certificate NAME] ---- */

@@ -41,6 +41,7 @@
 #include "protocol/tls_hello.h"
 #include "protocol/tlsa.h"
 #include "tls/dane.h"
+#include "tls/tickets.h"
 
 _Static_assert(TLS_SPKI_HASH_LEN == TLSA_HASH_LEN, "one hash for both");
 
@@ -705,6 +706,27 @@ static enum ssl_select_cert_result_t select_certificate(const SSL_CLIENT_HELLO *
 
 /* ---- listener contexts ---- */
 
+/* resumption sets how |ctx| resumes sessions. Its session ID context is
+ * the listener's name, so a session made on one listener never resumes
+ * on another with other rules (versions, ciphers, require_tls); tickets
+ * come from the process's ring (tickets.h), which outlives the reload
+ * that rebuilt |ctx|. BoringSSL checks a resumed session's version and
+ * cipher against |ctx| as it is now. Returns 1, or 0 (load failed). */
+static int resumption(struct load *l, SSL_CTX *ctx, const struct listener_config *lc) {
+    uint8_t sid_ctx[SHA256_DIGEST_LENGTH];
+    SHA256((const uint8_t *)lc->name, strlen(lc->name), sid_ctx);
+    if (!SSL_CTX_set_session_id_context(ctx, sid_ctx, SSL_MAX_SID_CTX_LENGTH)) {
+        load_fail(l, lc->line, "out of memory");
+        return 0;
+    }
+    if (l->cfg->tls_session_tickets) {
+        tickets_attach(ctx, l->cfg->tls_ticket_rotation);
+    } else {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    }
+    return 1;
+}
+
 static SSL_CTX *listener_ctx(struct load *l, struct tls_store *s,
                              const struct listener_config *lc) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
@@ -721,6 +743,10 @@ static SSL_CTX *listener_ctx(struct load *l, struct tls_store *s,
      * write waits); partial writes keep each call's size honest. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_select_certificate_cb(ctx, select_certificate);
+    if (!resumption(l, ctx, lc)) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     /* BoringSSL refuses renegotiation as a server and has 0-RTT off
      * unless enabled; say so explicitly for readers of this file. */
     SSL_CTX_set_early_data_enabled(ctx, 0);
