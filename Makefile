@@ -48,6 +48,18 @@ BIN      := proxy/smtp-tls-proxy
 PURE     := $(filter proxy/core/% proxy/protocol/% proxy/config/% proxy/obs/metrics.c proxy/report/% proxy/tls/tickets.c,$(SRC))
 UNIT_SRC := $(wildcard proxy/tests/test_*.c) proxy/tests/unit.c
 
+# make tools: build/tools/smtp-load, the load generator and sink make bench
+# drives (tools/smtp-load/README.md). It links the proxy's pure objects it
+# reuses; its own pure modules are unit-tested with the proxy's
+# (proxy/tests/test_load_*.c include them as "smtp-load/...").
+LOAD_DIR   := tools/smtp-load
+LOAD_BIN   := build/tools/smtp-load
+LOAD_SRC   := $(wildcard $(LOAD_DIR)/*.c)
+LOAD_PURE  := $(addprefix $(LOAD_DIR)/,hist.c message.c eod.c sink_proto.c options.c report.c)
+LOAD_REUSE := proxy/core/buffer.c proxy/core/decimal.c proxy/protocol/smtp_reply.c \
+              proxy/protocol/ehlo.c proxy/protocol/smtp_cmd.c proxy/protocol/proxy_header.c
+LOAD_TESTS := $(wildcard proxy/tests/test_load_*.c)
+
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # One object per source and variant, with dependency files (-MMD), so a
@@ -55,11 +67,11 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 obj = $(patsubst %.c,build/$(1)/%.o,$(2))
 PLAIN_OBJ := $(call obj,plain,$(SRC))
 ASAN_OBJ  := $(call obj,asan,$(SRC))
-UNIT_OBJ  := $(call obj,plain,$(UNIT_SRC) $(PURE))
-UNIT_ASAN_OBJ := $(call obj,asan,$(UNIT_SRC) $(PURE))
+UNIT_OBJ  := $(call obj,plain,$(UNIT_SRC) $(PURE) $(LOAD_PURE))
+UNIT_ASAN_OBJ := $(call obj,asan,$(UNIT_SRC) $(PURE) $(LOAD_PURE))
 
 .PHONY: all deps test unit unit-asan integration demo bazel clean check-config certs geoip-db fuzz \
-        man install uninstall clean-man
+        man install uninstall clean-man tools
 
 all: $(BIN)
 
@@ -88,6 +100,14 @@ proxy/tests/unit-tests: $(UNIT_OBJ)
 
 proxy/tests/unit-tests-asan: $(UNIT_ASAN_OBJ)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(call obj,plain,$(LOAD_TESTS)) $(call obj,asan,$(LOAD_TESTS)): CPPFLAGS_ALL += -Itools
+
+tools: $(LOAD_BIN)
+
+$(LOAD_BIN): $(call obj,plain,$(LOAD_SRC) $(LOAD_REUSE))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) -L$(SSL_LIB) -Wl,-rpath,$(SSL_LIB) -lssl -lcrypto -lev -lpthread
 
 unit: proxy/tests/unit-tests proxy/tests/unit-tests-asan
 	proxy/tests/unit-tests
@@ -271,4 +291,4 @@ uninstall:
 	@rmdir $(CONF_DIR) 2>/dev/null || true
 
 # Last, so that no dependency file's target becomes the default goal.
--include $(wildcard build/*/proxy/*/*.d)
+-include $(wildcard build/*/proxy/*/*.d build/*/tools/*/*.d)
