@@ -246,16 +246,54 @@ static void lone_dot(struct data_scan *s, struct buffer *out, int good) {
     line_end(s, out, good);
 }
 
+/* plain_run returns how many bytes at |p| (at most |n|) come before the
+ * first CR, LF or NUL. memchr and strnlen look at a word or a vector at a
+ * time; a loop over bytes was a fifth of the proxy's CPU on large
+ * messages. */
+static size_t plain_run(const char *p, size_t n) {
+    const char *q = memchr(p, '\r', n);
+    size_t k = q ? (size_t)(q - p) : n;
+    q = memchr(p, '\n', k);
+    if (q != NULL) {
+        k = (size_t)(q - p);
+    }
+    return strnlen(p, k);
+}
+
 /* feed_mid_run writes a run of ordinary bytes of a passing or body line
  * at once; returns how many bytes it took. */
 static size_t feed_mid_run(struct data_scan *s, const char *in, size_t n,
                            struct buffer *out) {
-    size_t k = 0;
-    while (k < n && in[k] != '\r' && in[k] != '\n' && in[k] != '\0') {
-        k++;
-    }
+    size_t k = plain_run(in, n);
     out_content(s, out, in, k);
     return k;
+}
+
+/* body_lines takes, at the start of a body line, every whole line that
+ * needs nothing done: not beginning with ".", no NUL, no bare CR or LF,
+ * at most DATA_SCAN_LINE_MAX octets, ending in CRLF within |in|. They
+ * are written as they came, with one copy; the scanner is left as
+ * line_end leaves it. Returns the bytes taken (0: the slow path decides;
+ * a line cut by the end of |in| goes there too, so feeding in pieces
+ * gives the same output). */
+static size_t body_lines(struct data_scan *s, const char *in, size_t n, struct buffer *out) {
+    size_t i = 0;
+    while (i < n && in[i] != '.') {
+        size_t left = n - i;
+        size_t k = plain_run(in + i, left < DATA_SCAN_LINE_MAX + 1 ? left : DATA_SCAN_LINE_MAX + 1);
+        if (k > DATA_SCAN_LINE_MAX || k + 2 > left || in[i + k] != '\r' || in[i + k + 1] != '\n') {
+            break;
+        }
+        i += k + 2;
+    }
+    if (i > 0) {
+        out_put(s, out, in, i);
+        s->prev_crlf = 1;
+        s->first_line = 0;
+        s->line_out = 0;
+        s->frame = FRAME_BOL;
+    }
+    return i;
 }
 
 enum data_result data_scan_feed(struct data_scan *s, const char *in, size_t n,
@@ -265,6 +303,13 @@ enum data_result data_scan_feed(struct data_scan *s, const char *in, size_t n,
         char c = in[i];
         switch ((enum frame_state)s->frame) {
         case FRAME_BOL:
+            if (!s->in_headers && s->npending == 0) {
+                size_t taken = body_lines(s, in + i, n - i, out);
+                if (taken > 0) {
+                    i += taken;
+                    break;
+                }
+            }
             i++;
             if (c == '.') {
                 s->frame = FRAME_DOT;

@@ -728,3 +728,50 @@ UNIT_TEST(data_scan_random_hostile_stream_reaches_backend_as_sane_lines) {
         buffer_free(&b.out);
     }
 }
+
+/* ---- whole body lines at once (body_lines) and what interrupts them ---- */
+
+UNIT_TEST(data_scan_body_lines_between_special_lines_keep_every_rule) {
+    /* Plain lines run together; a stuffed line, a lone dot that is no
+     * end, a NUL, a bare LF and a bare CR each come between them. */
+    check_scan("S: x\r\n\r\none\r\ntwo\r\n..dot\r\nthree\r\n.\rfour\r\nfi\0ve\r\nsix\nseven\r\n"
+               "eig\rht\r\n\r\nnine\r\n.\r\nQUIT\r\n",
+               "S: x\r\n\r\none\r\ntwo\r\n..dot\r\nthree\r\n..\r\nfour\r\nfive\r\nsix\r\nseven\r\n"
+               "eig\r\nht\r\n\r\nnine\r\n.\r\n",
+               DATA_END, 6, 0, 3);
+}
+
+UNIT_TEST(data_scan_body_line_of_998_passes_whole_and_999_is_broken) {
+    size_t n998, n999;
+    char *l998 = line_of("\r\n", 'a', DATA_SCAN_LINE_MAX, "\r\nnext\r\n", &n998);
+    char *l999 = line_of("\r\n", 'b', DATA_SCAN_LINE_MAX + 1, "\r\nnext\r\n", &n999);
+    check_scan_n(l998, n998, l998, n998, DATA_MORE, n998, 0, 0, __LINE__);
+    size_t nwant;
+    char *want = line_of("\r\n", 'b', DATA_SCAN_LINE_MAX, "\r\n b\r\nnext\r\n", &nwant);
+    check_scan_n(l999, n999, want, nwant, DATA_MORE, n999, 0, 0, __LINE__);
+    free(l998);
+    free(l999);
+    free(want);
+}
+
+UNIT_TEST(data_scan_end_right_after_many_body_lines_is_found) {
+    char in[8192];
+    size_t n = 0;
+    n += (size_t)snprintf(in + n, sizeof(in) - n, "Subject: many\r\n\r\n");
+    for (int i = 0; i < 100; i++) {
+        n += (size_t)snprintf(in + n, sizeof(in) - n, "line %d of a plain body\r\n", i);
+    }
+    size_t body = n;
+    n += (size_t)snprintf(in + n, sizeof(in) - n, ".\r\nMAIL FROM:<a@b>\r\n");
+    char want[8192];
+    memcpy(want, in, body);
+    memcpy(want + body, ".\r\n", 3);
+    check_scan_n(in, n, want, body + 3, DATA_END, body + 3, 0, 0, __LINE__);
+}
+
+UNIT_TEST(data_scan_header_block_is_never_taken_as_body_lines) {
+    /* The status header after plain header lines is still dropped, and a
+     * line in the header block with a NUL still ends nothing early. */
+    check_scan("From: a\r\nTo: b\r\nX-TLS-Status: forged\r\nSubject: s\r\n\r\nbody\r\n.\r\n",
+               "From: a\r\nTo: b\r\nSubject: s\r\n\r\nbody\r\n.\r\n", DATA_END, 0, 1, 0);
+}
