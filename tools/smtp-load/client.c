@@ -93,9 +93,8 @@ void worker_slot_next(struct slot *slot) {
     ev_timer_start(w->loop, &slot->restart);
 }
 
-void worker_idle_attempt_done(struct worker *w, int opened) {
+void worker_idle_attempt_done(struct worker *w) {
     struct run *r = w->run;
-    (void)opened;
     uint64_t done = atomic_fetch_add(&r->idle_done, 1) + 1;
     if (done == r->o->idle && !atomic_exchange(&r->idle_reported, 1)) {
         printf("idle-ready %llu\n", (unsigned long long)atomic_load(&r->idle_open));

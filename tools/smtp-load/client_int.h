@@ -85,9 +85,10 @@ void conn_stop_idle(struct worker *w);
 /* worker_slot_next schedules |slot|'s next connection (client.c). */
 void worker_slot_next(struct slot *slot);
 
-/* worker_idle_attempt_done counts one --idle attempt as finished, open
- * (|opened|) or failed, and prints "idle-ready K" after the last one. */
-void worker_idle_attempt_done(struct worker *w, int opened);
+/* worker_idle_attempt_done counts one --idle attempt as finished (idle
+ * or failed) and prints "idle-ready K" after the last one, K being the
+ * sessions idle then. */
+void worker_idle_attempt_done(struct worker *w);
 
 /* worker_maybe_end stops |w|'s loop when it has nothing left to do. */
 void worker_maybe_end(struct worker *w);

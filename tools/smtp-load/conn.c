@@ -117,7 +117,7 @@ static int fail(struct conn *c, enum err_kind kind) {
     ERR_clear_error();
     if (c->attempt) {
         c->attempt = 0;
-        worker_idle_attempt_done(c->w, 0);
+        worker_idle_attempt_done(c->w);
     }
     if (c->step == S_IDLE) {
         atomic_fetch_sub(&c->w->run->idle_open, 1);
@@ -257,7 +257,8 @@ static void record(struct conn *c, enum lat_phase p, uint64_t since) {
 /* send_message queues the header block and the shared body, then sends. */
 static int send_message(struct conn *c) {
     const struct msg_layout *m = &c->w->run->msg;
-    char *hdr = buffer_reserve(&c->out, MSG_HEADER_MAX + RECORD);
+    /* Under TLS the first record's worth of body is copied after the header. */
+    char *hdr = buffer_reserve(&c->out, MSG_HEADER_MAX + (c->tls_on ? RECORD : 0));
     if (hdr == NULL) {
         return fail(c, ERR_DATA);
     }
@@ -304,7 +305,7 @@ static int ready(struct conn *c) {
     set_step(c, S_IDLE);
     atomic_fetch_add(&w->run->idle_open, 1);
     c->attempt = 0;
-    worker_idle_attempt_done(w, 1);
+    worker_idle_attempt_done(w);
     /* The session no longer needs its slot: the slot opens the next. */
     c->slot->conn = NULL;
     worker_slot_next(c->slot);
@@ -637,7 +638,7 @@ void conn_open(struct worker *w, struct slot *slot, uint64_t messages) {
     if (c == NULL) {
         w->stats.errors[ERR_CONNECT]++;
         if (w->run->o->idle != 0) {
-            worker_idle_attempt_done(w, 0);
+            worker_idle_attempt_done(w);
         }
         worker_slot_next(slot);
         return;
