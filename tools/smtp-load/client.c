@@ -82,14 +82,14 @@ static void slot_start(struct ev_loop *loop, ev_timer *t, int revents) {
     worker_maybe_end(w);
 }
 
-void worker_slot_next(struct slot *slot) {
+void worker_slot_next(struct slot *slot, double delay) {
     struct worker *w = slot->w;
     if (slot->scheduled) {
         return;
     }
     slot->scheduled = 1;
     w->pending++;
-    ev_timer_set(&slot->restart, 0, 0);
+    ev_timer_set(&slot->restart, delay, 0);
     ev_timer_start(w->loop, &slot->restart);
 }
 
@@ -191,7 +191,7 @@ static void worker_free(struct worker *w) {
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     for (unsigned k = 0; k < w->nslots; k++) {
-        worker_slot_next(&w->slots[k]);
+        worker_slot_next(&w->slots[k], 0);
     }
     /* A loop with no slot would wait for nothing but a stop. */
     if (w->nslots > 0 || w->run->o->idle != 0) {

@@ -82,8 +82,9 @@ void conn_open(struct worker *w, struct slot *slot, uint64_t messages);
 /* conn_stop_idle sends QUIT on every idle connection of |w|. */
 void conn_stop_idle(struct worker *w);
 
-/* worker_slot_next schedules |slot|'s next connection (client.c). */
-void worker_slot_next(struct slot *slot);
+/* worker_slot_next schedules |slot|'s next connection in |delay|
+ * seconds (client.c). */
+void worker_slot_next(struct slot *slot, double delay);
 
 /* worker_idle_attempt_done counts one --idle attempt as finished (idle
  * or failed) and prints "idle-ready K" after the last one, K being the

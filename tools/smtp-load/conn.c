@@ -75,6 +75,7 @@ struct conn {
     unsigned tls_on : 1;
     unsigned pipelining : 1;
     unsigned attempt : 1; /* --idle: this open is not counted yet */
+    unsigned backoff : 1; /* the connect failed: the slot waits a little */
 };
 
 static void on_io(struct ev_loop *loop, ev_io *io, int revents);
@@ -105,7 +106,8 @@ static void conn_free(struct conn *c) {
     w->live--;
     if (c->slot->conn == c) {
         c->slot->conn = NULL;
-        worker_slot_next(c->slot);
+        /* A server that refuses would otherwise be retried in a busy loop. */
+        worker_slot_next(c->slot, c->backoff ? 0.01 : 0);
     }
     free(c);
     worker_maybe_end(w);
@@ -114,6 +116,7 @@ static void conn_free(struct conn *c) {
 /* fail counts an error of |kind|, ends the connection and returns 0. */
 static int fail(struct conn *c, enum err_kind kind) {
     c->w->stats.errors[kind]++;
+    c->backoff = kind == ERR_CONNECT;
     ERR_clear_error();
     if (c->attempt) {
         c->attempt = 0;
@@ -308,7 +311,7 @@ static int ready(struct conn *c) {
     worker_idle_attempt_done(w);
     /* The session no longer needs its slot: the slot opens the next. */
     c->slot->conn = NULL;
-    worker_slot_next(c->slot);
+    worker_slot_next(c->slot, 0);
     if (atomic_load(&w->run->stopping)) {
         atomic_fetch_sub(&w->run->idle_open, 1);
         set_step(c, S_QUIT);
@@ -640,7 +643,7 @@ void conn_open(struct worker *w, struct slot *slot, uint64_t messages) {
         if (w->run->o->idle != 0) {
             worker_idle_attempt_done(w);
         }
-        worker_slot_next(slot);
+        worker_slot_next(slot, 0.01);
         return;
     }
     c->w = w;
