@@ -45,12 +45,14 @@ struct sink_worker {
     ev_io accept_io;
     ev_timer accept_pause; /* out of descriptors: accept again later */
     uint64_t sessions, messages, message_bytes;
+    struct sink_conn *conns; /* open connections, freed at the end */
     char rbuf[SINK_READ];
     char obuf[SINK_OUT];
 };
 
 struct sink_conn {
     struct sink_worker *w;
+    struct sink_conn *prev, *next;
     int fd;
     int closing; /* close once the queued replies are sent */
     ev_io io;
@@ -63,6 +65,14 @@ static void on_conn(struct ev_loop *loop, ev_io *io, int revents);
 
 /* conn_close ends a connection. */
 static void conn_close(struct sink_conn *c) {
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        c->w->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
     ev_io_stop(c->w->loop, &c->io);
     close(c->fd);
     buffer_free(&c->in);
@@ -225,6 +235,11 @@ static void conn_new(struct sink_worker *w, int fd) {
     }
     c->w = w;
     c->fd = fd;
+    c->next = w->conns;
+    if (w->conns != NULL) {
+        w->conns->prev = c;
+    }
+    w->conns = c;
     ev_io_init(&c->io, on_conn, fd, EV_READ);
     c->io.data = c;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -338,6 +353,23 @@ static int start_loops(struct sink_worker *ws, unsigned n) {
     return 1;
 }
 
+/* free_workers closes every connection and listener and frees the
+ * loops (the threads have ended). */
+static void free_workers(struct sink_worker *ws, unsigned n) {
+    for (unsigned i = 0; i < n; i++) {
+        while (ws[i].conns != NULL) {
+            conn_close(ws[i].conns);
+        }
+        if (ws[i].loop != NULL) {
+            ev_loop_destroy(ws[i].loop);
+        }
+        if (ws[i].lfd > 0) {
+            close(ws[i].lfd);
+        }
+    }
+    free(ws);
+}
+
 /* print_counts writes the totals of every worker. */
 static void print_counts(const struct load_opts *o, struct sink_worker *ws, unsigned n) {
     unsigned long long s = 0, m = 0, b = 0;
@@ -393,5 +425,6 @@ int sink_run(const struct load_opts *o) {
         pthread_join(ws[i].thread, NULL);
     }
     print_counts(o, ws, n);
+    free_workers(ws, n);
     return 0;
 }
